@@ -28,10 +28,10 @@ def _batch_and_ref():
   return batch, ref
 
 
-def _run(loss: str, mesh_axes: dict | None, accum: int):
+def _run(loss: str, mesh_axes: dict | None, accum: int, logits_chunk: int = 0):
   mesh = None if mesh_axes is None else make_mesh(mesh_axes)
   model = micro_model(mesh)
-  cfg = train_config(loss=loss, groups_per_batch=8, accum_steps=accum)
+  cfg = train_config(loss=loss, groups_per_batch=8, accum_steps=accum, logits_chunk=logits_chunk)
   graphdef, params, rest = split_model(model)
   batch, ref = _batch_and_ref()
   batch_A, ref_A = split_microbatches((batch, ref if loss == "dpo" else None), accum)
@@ -76,6 +76,12 @@ def test_loss_and_grads_equal_across_meshes(single_device, mesh_name):
 def test_grad_accumulation_equals_one_batch(single_device, loss):
   """DPO weights micro-batches by their pairs, the others by their groups."""
   _assert_close(_run(loss, None, 4), single_device[loss], f"{loss} accum=4")
+
+
+def test_chunked_logits_equal_full_logits(single_device):
+  """`logits_chunk` (with a ragged last chunk) changes memory, not the loss or its gradients."""
+  _assert_close(_run("stable_alignment", None, 1, logits_chunk=5), single_device["stable_alignment"],
+                "logits_chunk=5")
 
 
 def test_reference_values_are_meaningful(single_device):

@@ -57,6 +57,7 @@ class TrainConfig:
   accum_steps: int = 1                # micro-batches per optimizer step
   max_responses: int = 3              # R: responses per group (best + a sample of the others)
   max_len: int = 512                  # T: tokens per response row (prompt + response)
+  logits_chunk: int = 0               # >0: the loss makes logits this many positions at a time
   # -- stages ------------------------------------------------------------------------------------
   schedule: str = "staged"            # 'staged' or 'mixed'
   stage_steps: tuple[tuple[str, int], ...] = (("imitation", 100), ("self_critic", 100),
@@ -87,10 +88,10 @@ class TrainConfig:
     for key in positive:
       if not getattr(self, key) > 0:
         raise _error(key, f"must be > 0, got {getattr(self, key)!r}")
-    for key in ("margin", "ratio", "rrhf_weight", "weight_decay", "grad_clip", "eval_every"):
+    for key in ("margin", "ratio", "rrhf_weight", "weight_decay", "grad_clip", "eval_every", "logits_chunk"):
       if not getattr(self, key) >= 0:
         raise _error(key, f"must be >= 0, got {getattr(self, key)!r}")
-    for key in ("groups_per_batch", "accum_steps", "max_responses", "max_len", "checkpoint_every",
+    for key in ("groups_per_batch", "accum_steps", "max_responses", "max_len", "logits_chunk", "checkpoint_every",
                 "keep_checkpoints", "eval_every", "seed"):
       if isinstance(getattr(self, key), bool) or not isinstance(getattr(self, key), int):
         raise _error(key, f"must be an integer, got {getattr(self, key)!r}")

@@ -21,6 +21,7 @@ from flax import nnx
 
 from sandbox_jax.data import GroupBatch
 from sandbox_jax.training import losses
+from sandbox_jax.training.chunked_logprobs import chunked_sequence_logprobs
 from sandbox_jax.training.config import TrainConfig
 from sandbox_jax.training.state import TrainState
 
@@ -29,19 +30,26 @@ from sandbox_jax.training.state import TrainState
 _SUMMED = ("num_groups", "num_pairs", "tokens")
 
 
-def response_logprobs(model, batch: GroupBatch) -> tuple[jax.Array, jax.Array]:
-  """(logp_sum_GxR, num_tokens_GxR): each response's summed log-probability and token count."""
+def response_logprobs(model, batch: GroupBatch, logits_chunk: int = 0) -> tuple[jax.Array, jax.Array]:
+  """(logp_sum_GxR, num_tokens_GxR): each response's summed log-probability and token count.
+
+  `logits_chunk` > 0 makes the logits that many positions at a time (`chunked_logprobs`).
+  """
   g, r, t = batch.tokens_GxRxT.shape
   rows = lambda x_GxRxT: x_GxRxT.reshape(g * r, t)
-  logits_BxTxV = model(rows(batch.tokens_GxRxT), valid_BxL=rows(batch.input_mask_GxRxT)).logits_BxLxV
-  logp_B, count_B = losses.sequence_logprobs(logits_BxTxV, rows(batch.targets_GxRxT),
-                                             rows(batch.loss_mask_GxRxT))
+  tokens_BxT, targets_BxT, mask_BxT = (rows(batch.tokens_GxRxT), rows(batch.targets_GxRxT),
+                                       rows(batch.loss_mask_GxRxT))
+  out = model(tokens_BxT, valid_BxL=rows(batch.input_mask_GxRxT), compute_logits=not logits_chunk)
+  if logits_chunk:
+    logp_B, count_B = chunked_sequence_logprobs(model, out.hidden_BxLxD, targets_BxT, mask_BxT, logits_chunk)
+  else:
+    logp_B, count_B = losses.sequence_logprobs(out.logits_BxLxV, targets_BxT, mask_BxT)
   return logp_B.reshape(g, r), count_B.reshape(g, r)
 
 
 def batch_loss(cfg: TrainConfig, model, batch: GroupBatch, ref_logp_GxR=None):
   """(loss, metrics, weight): the configured loss on one (micro-)batch and its count."""
-  logp_GxR, count_GxR = response_logprobs(model, batch)
+  logp_GxR, count_GxR = response_logprobs(model, batch, cfg.logits_chunk)
   rated = (batch.scores_GxR, batch.response_mask_GxR, batch.group_mask_G)
   if cfg.loss == "stable_alignment":
     loss, metrics = losses.stable_alignment_loss(

@@ -50,7 +50,7 @@ EvalFn = Callable[[object, int], Mapping[str, float] | None]
 
 # The TrainConfig fields the jitted step depends on (the learning rate is an input of the step).
 STEP_FIELDS = ("loss", "margin", "ratio", "scale", "aggregation", "per_pair_hinge", "dpo_beta", "rrhf_weight",
-               "weight_decay", "adam_b1", "adam_b2", "adam_eps", "grad_clip", "accum_steps")
+               "weight_decay", "adam_b1", "adam_b2", "adam_eps", "grad_clip", "accum_steps", "logits_chunk")
 _STEPS: dict = {}   # (optimizer, jitted step) by what they depend on; see `_optimizer_and_step`
 _MAX_CACHED_STEPS = 4
 
