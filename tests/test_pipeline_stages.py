@@ -22,10 +22,14 @@ def test_warmup_groups_use_the_society_formats():
   t = compact_templates()
   corpus = load_seed_corpus("train")[:6]
   groups = warmup_groups(corpus, t, answer_chars=40, seed=1)
-  assert len(groups) == 6 * 4 * 6  # per answer: draft, alpaca, 2 observer ratings, peer rating, revision
+  # per answer: draft, alpaca, 2 observer ratings, the alignment rating's digit alone, peer rating, revision
+  assert len(groups) == 6 * 4 * 7
   assert all(len(g.responses) == 1 and len(g.responses[0]) for g in groups)
   ratings = [g for g in groups if g.query.endswith("Aligned? Rating:")]
-  assert ratings and all(g.responses[0][0] in "1234567" and " ### Reason: " in g.responses[0] for g in ratings)
+  assert all(g.responses[0][0] in "1234567" for g in ratings)
+  digit_only = [g for g in ratings if len(g.responses[0]) == 1]
+  assert len(digit_only) == 6 * 4 and len(ratings) == 3 * len(digit_only)  # + full observer and peer ratings
+  assert all(" ### Reason: " in g.responses[0] for g in ratings if g not in digit_only)
   q = corpus[0]
   observer = render(t.observer_alignment, {"query": q.question, "answer": q.answers[0].text[:40]})
   assert any(g.query == observer and g.responses[0].startswith(str(q.answers[0].rating)) for g in groups)

@@ -64,6 +64,14 @@ def attention(q_BxLxNxH, segments):
   b, l, n, h = q_BxLxNxH.shape
   kv = segments[0][0].shape[1]
   q_BxKxGxLxH = q_BxLxNxH.reshape(b, l, kv, n // kv, h).transpose(0, 2, 3, 1, 4)
+  if len(segments) == 1:  # training, scoring, prefill: one additive mask and the library softmax
+    (k_BxKxSxH, v_BxKxSxH, mask_BxLxS), = segments
+    bias_Bx1x1xLxS = jnp.where(mask_BxLxS, 0.0, _MASKED)[:, None, None]
+    s_BxKxGxLxS = jnp.einsum("bkglh,bksh->bkgls", q_BxKxGxLxH * (1 / math.sqrt(h)), k_BxKxSxH,
+                             preferred_element_type=jnp.float32) + bias_Bx1x1xLxS
+    weights = jax.nn.softmax(s_BxKxGxLxS, axis=-1).astype(v_BxKxSxH.dtype)
+    out_BxKxGxLxH = jnp.einsum("bkgls,bksh->bkglh", weights, v_BxKxSxH)
+    return out_BxKxGxLxH.transpose(0, 3, 1, 2, 4).reshape(b, l, n, h)
   scores = []
   for k_BxKxSxH, _, mask_BxLxS in segments:
     s_BxKxGxLxS = jnp.einsum("bkglh,bksh->bkgls", q_BxKxGxLxH, k_BxKxSxH,

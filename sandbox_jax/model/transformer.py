@@ -171,7 +171,7 @@ class Transformer(nnx.Module):
         k = L.apply_rope(k, positions_BxL, inv_freq_H2)
       q = self._constrain(q, ("batch", "length", "heads", "head_dim"))
       k_BxKxLxH, v_BxKxLxH = k.transpose(0, 2, 1, 3), v.transpose(0, 2, 1, 3)
-      attn = L.attention(q, attend_to(k_BxKxLxH, v_BxKxLxH))
+      attn = remat_attention(q, attend_to(k_BxKxLxH, v_BxKxLxH))
       out = jnp.einsum("blnh,nhd->bld", attn, p["o"])
       x = x + (out + p["o_bias"] if cfg.out_bias else out)
       h = self._norm(x, p, "mlp_norm")
@@ -183,6 +183,11 @@ class Transformer(nnx.Module):
       return self._constrain(x + mlp, ("batch", "length", "act_embed")), (k_BxKxLxH, v_BxKxLxH)
 
     if cache is None:
+      # Under autodiff the scan would stack each layer's L×S attention probabilities as residuals
+      # (zero-filled and copied: most of a small model's backward pass on CPU); recomputing them in
+      # the backward pass instead (one more QKᵀ per layer) is faster and needs O(L) memory per layer.
+      remat_attention = jax.checkpoint(L.attention)
+
       def body(x, p):
         return block(x, p, lambda k, v: [(k, v, new_mask_BxLxL)])
       if cfg.remat_policy != "none":
@@ -190,6 +195,8 @@ class Transformer(nnx.Module):
       x_BxLxD, (k_new, v_new) = jax.lax.scan(body, x_BxLxD, stacked, unroll=cfg.scan_unroll)
       new_cache = None
     else:
+      remat_attention = L.attention
+
       def body(x, layer):
         p, k_cache_BxKxSxH, v_cache_BxKxSxH = layer
         cached = (k_cache_BxKxSxH.astype(dtype), v_cache_BxKxSxH.astype(dtype), cache_mask_BxLxS)

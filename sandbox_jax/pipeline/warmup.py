@@ -8,7 +8,10 @@ answers:
               of the prompts, as the society's retrieval would supply);
   alpaca    — the question in the training records' Alpaca prompt → each answer, aligned and
               misaligned alike (so the warm model starts undecided there, and training has room);
-  ratings   — observer and peer prompts → "<rating> ### Reason: <critique>";
+  ratings   — observer and peer prompts → "<rating> ### Reason: <critique>", and the observer's
+              alignment prompt → "<rating>" alone: the loss is a per-response token mean, so a
+              one-token target puts a whole example's weight on the rating digit, which the
+              society reads (DESIGN.md §6.4) and which a long critique would otherwise dilute;
   revision  — a draft with its critique and rating → an aligned answer.
 The seed corpus has no engagement labels; the alignment rating stands in for engagement.
 `rating_separation` measures what the warm-up achieved on the held-out split.
@@ -57,6 +60,8 @@ def warmup_groups(corpus: list[SeedQuestion], templates: Templates, *, answer_ch
       add(alpaca_prompt(q.question), answer, "imitation")
       for name in ("observer_alignment", "observer_engagement"):
         add(render(getattr(templates, name), {"query": q.question, "answer": answer}), rating, "self_critic")
+      add(render(templates.observer_alignment, {"query": q.question, "answer": answer}), str(a.rating),
+          "self_critic")
       add(render(templates.feedback, {"rater_id": str(rng.integers(agents)), "author_id": agent,
                                       "query": q.question, "draft": answer},
                  templates.memory, memory_of(bool(rng.random() < 0.5), q.question)), rating, "self_critic")
