@@ -6,6 +6,10 @@ Commands:
   records   transcript (--transcript) → training records and rated groups.
   info      the model, its parameter count, the mesh and every parameter's sharding.
   export    write the configured model as a Hugging Face checkpoint directory (--out).
+  plan      per-device memory of the train step and the society round, compiled on abstract shapes
+            (nothing allocated), and the largest batch that fits --device_memory_gb.
+  sweep     the config's hyper-grid (its sweep()): one command per point (dry run), or --launch to run
+            them one after another and tabulate their final metrics (sandbox_jax/sweep.py).
 """
 
 import sys
@@ -16,6 +20,14 @@ from ml_collections import config_flags
 _CONFIG = config_flags.DEFINE_config_file("config", "configs/tiny.py", "Run config (ml_collections file).")
 _OUT = flags.DEFINE_string("out", None, "Output directory (export, records).")
 _TRANSCRIPT = flags.DEFINE_string("transcript", None, "Transcript JSONL (records).")
+_LAUNCH = flags.DEFINE_bool("launch", False, "sweep: run the points (default: print their commands).")
+_DRY_RUN = flags.DEFINE_bool("dry_run", False, "sweep: only print the commands, even with --launch.")
+_LAUNCHER = flags.DEFINE_string("launcher", "", "sweep: command prefix that runs a point, e.g. "
+                                "'launch/local.sh --processes 2 --' (default: sandbox-jax).")
+_SWEEP_COMMAND = flags.DEFINE_string("sweep_command", "pipeline", "sweep: the command every point runs.")
+_DEVICE_MEMORY_GB = flags.DEFINE_float(
+    "device_memory_gb", None, "plan: GiB per device to fit (default: config.hardware.device_memory_gb, else "
+    "what the device reports, else 16).")
 
 
 def _setup(config):
@@ -82,14 +94,31 @@ def cmd_records(config):
   print(json.dumps(build_records(transcript, out), indent=2))
 
 
+def cmd_plan(config):
+  from sandbox_jax.pipeline.memory_plan import device_memory_limit, plan_report
+
+  print(plan_report(config, _setup(config), device_memory_limit(config, _DEVICE_MEMORY_GB.value)))
+
+
 def cmd_pipeline(config):
   from sandbox_jax.pipeline.run import run_pipeline
 
   run_pipeline(config, _setup(config))
 
 
+def cmd_sweep(config):
+  from sandbox_jax.sweep import run_sweep
+
+  flag = flags.FLAGS["config"]
+  failed = run_sweep(config, config_flags.get_config_filename(flag), launch=_LAUNCH.value and not _DRY_RUN.value,
+                     command=_SWEEP_COMMAND.value, base_overrides=config_flags.get_override_values(flag),
+                     launcher=_LAUNCHER.value)
+  if failed:
+    sys.exit(1)
+
+
 COMMANDS = {"pipeline": cmd_pipeline, "simulate": cmd_simulate, "records": cmd_records, "info": cmd_info,
-            "export": cmd_export}
+            "export": cmd_export, "plan": cmd_plan, "sweep": cmd_sweep}
 
 
 def main(argv):

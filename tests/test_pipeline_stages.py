@@ -63,3 +63,16 @@ def test_unknown_society_key_names_it():
   config.society.grid = 3
   with pytest.raises(ValueError, match=r"config key society: unknown fields \['grid'\]"):
     society_config(config.society)
+
+
+def test_stage_models_keep_the_configs_runtime_settings(tmp_path):
+  """An exported stage directory holds the architecture; dtype, remat and scan settings come from the config."""
+  from sandbox_jax.model import export_hf_checkpoint
+  from sandbox_jax.pipeline.run import _load_stage_model
+
+  config = get_config("runlocal")
+  export_hf_checkpoint(create_model(model_config_from_dict(config.model), seed=0), tmp_path / "export")
+  config.model.update(remat_policy="dots", scan_unroll=2, dtype="bfloat16")
+  cfg = _load_stage_model(config, tmp_path / "export", None).cfg
+  assert (cfg.remat_policy, cfg.scan_unroll, cfg.dtype) == ("dots", 2, "bfloat16")
+  assert cfg.embed_dim == config.model.embed_dim

@@ -26,6 +26,7 @@ from sandbox_jax.model.factory import abstract_model
 from sandbox_jax.model.hf_config import hf_config_dict, model_config_from_hf
 from sandbox_jax.model.hf_tensors import TensorMap, tensor_maps
 from sandbox_jax.model.transformer import Transformer
+from sandbox_jax.parallel.distributed import sync
 from sandbox_jax.parallel.rules import DEFAULT_RULES, Rules
 from sandbox_jax.parallel.sharding import logical_shardings
 
@@ -160,11 +161,21 @@ def hf_tensors_of(model: Transformer, dtype=None) -> dict[str, np.ndarray]:
 def export_hf_checkpoint(model: Transformer, directory: str | Path, *, model_type: str | None = None,
                          tokenizer_dir: str | Path | None = None, dtype=None,
                          max_shard_bytes: int = 4 << 30) -> Path:
-  """Writes the model as a Hugging Face checkpoint directory that `transformers` loads."""
+  """Writes the model as a Hugging Face checkpoint directory that `transformers` loads.
+
+  Multi-process: every process calls it (the parameters are gathered from all of them), process 0
+  writes, and every process returns once the directory is complete.
+  """
   directory = Path(directory)
   tensors = hf_tensors_of(model, dtype)
-  if jax.process_index() != 0:
-    return directory
+  if jax.process_index() == 0:
+    _write_hf_directory(model, directory, tensors, model_type, tokenizer_dir, max_shard_bytes)
+  sync("export_hf_checkpoint")
+  return directory
+
+
+def _write_hf_directory(model: Transformer, directory: Path, tensors: dict[str, np.ndarray], model_type,
+                        tokenizer_dir, max_shard_bytes: int) -> None:
   directory.parent.mkdir(parents=True, exist_ok=True)
   tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
   try:
@@ -204,4 +215,3 @@ def export_hf_checkpoint(model: Transformer, directory: str | Path, *, model_typ
   except BaseException:
     shutil.rmtree(tmp, ignore_errors=True)
     raise
-  return directory

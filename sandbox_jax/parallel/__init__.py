@@ -5,7 +5,7 @@ logical axis names (`embed`, `mlp`, `heads`, ...), and a rule table in the confi
 mesh axes `('data', 'fsdp', 'tensor')`.
 """
 
-from sandbox_jax.parallel.distributed import maybe_initialize_distributed
+from sandbox_jax.parallel.distributed import is_primary, maybe_initialize_distributed, replicate, sync, to_host
 from sandbox_jax.parallel.mesh import MESH_AXES, make_mesh
 from sandbox_jax.parallel.rules import DEFAULT_RULES, logical_to_spec, rules_from_config
 from sandbox_jax.parallel.sharding import (
@@ -18,10 +18,14 @@ __all__ = [
     "MESH_AXES",
     "DEFAULT_RULES",
     "constrain",
+    "is_primary",
     "logical_shardings",
     "logical_to_spec",
     "make_mesh",
     "maybe_initialize_distributed",
+    "replicate",
     "rules_from_config",
     "shard_pytree",
+    "sync",
+    "to_host",
 ]

@@ -1,12 +1,21 @@
-"""Multi-host start-up: `jax.distributed.initialize()` behind a config/env switch.
+"""Multi-host start-up: `jax.distributed.initialize()` behind a config/env switch, and the few
+helpers multi-process code needs.
 
 On TPU pods and SLURM, JAX discovers the coordinator itself; elsewhere set
 JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES and JAX_PROCESS_ID (the launchers in `launch/` do).
+
+Every process runs the same program on its part of global arrays. Host-side effects follow one
+rule: every process computes, process 0 alone writes files and prints (`is_primary`), and a
+process that reads what process 0 wrote first waits for it (`sync`). Arrays that span other
+processes' devices reach the host through `to_host` (a collective: every process calls it).
 """
 
 import os
 
 import jax
+import numpy as np
+from jax.experimental import multihost_utils
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 _ENV_SWITCH = "SANDBOX_JAX_DISTRIBUTED"
 
@@ -31,3 +40,40 @@ def maybe_initialize_distributed(enabled: bool | None = None) -> bool:
     )
   jax.distributed.initialize(**kwargs)
   return True
+
+
+def is_primary() -> bool:
+  """True in process 0, the one process that writes files and prints."""
+  return jax.process_index() == 0
+
+
+def sync(name: str) -> None:
+  """A barrier across processes (no-op in a single process); `name` must match on all of them."""
+  if jax.process_count() > 1:
+    multihost_utils.sync_global_devices(name)
+
+
+def to_host(tree):
+  """Every array of `tree` as NumPy, on every process; arrays that span other processes' devices are
+  all-gathered (a collective: every process must call this, in the same order)."""
+
+  def one(x):
+    if isinstance(x, jax.Array) and not x.is_fully_addressable and not x.is_fully_replicated:
+      x = multihost_utils.process_allgather(x, tiled=True)
+    return np.asarray(jax.device_get(x))
+
+  return jax.tree.map(one, tree)
+
+
+def replicate(tree, mesh: Mesh | None):
+  """Places host values (NumPy or single-device arrays, equal on every process) as arrays
+  replicated over `mesh`, which may span processes; without a mesh (or on one device) unchanged."""
+  if mesh is None or mesh.size == 1:
+    return tree
+  sharding = NamedSharding(mesh, PartitionSpec())
+
+  def one(x):
+    value = np.asarray(x)
+    return jax.make_array_from_callback(value.shape, sharding, lambda index: value[index])
+
+  return jax.tree.map(one, tree)

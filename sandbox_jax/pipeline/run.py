@@ -3,6 +3,9 @@
 Each stage writes under `<workdir>/<stage>/` and a DONE.json last; rerunning the command skips
 finished stages and resumes an interrupted one from its own checkpoints (the society runner and
 the trainer both resume). Models move between stages as Hugging Face directories.
+
+Multi-process, every process runs every stage (the models span all of them); process 0 alone
+prints and writes the files, and the others wait for what they read next (`stages`).
 """
 
 import json
@@ -14,6 +17,8 @@ from sandbox_jax.data.seed_corpus import load_seed_corpus
 from sandbox_jax.inference import InferenceEngine
 from sandbox_jax.model import load_hf_checkpoint, load_tokenizer
 from sandbox_jax.model.loading import load_model
+from sandbox_jax.parallel.distributed import is_primary, sync
+from sandbox_jax.parallel.rules import rules_from_config
 from sandbox_jax.pipeline import stages
 from sandbox_jax.pipeline.records import build_records
 from sandbox_jax.pipeline.simulate import question_source, run_simulation
@@ -23,7 +28,19 @@ from sandbox_jax.training import TrainConfig, train
 
 
 def _log(message: str):
-  print(f"[pipeline] {message}", flush=True)
+  if is_primary():
+    print(f"[pipeline] {message}", flush=True)
+
+
+# ModelConfig fields that say how a model runs, not what it is: the config's values apply to every
+# stage's model (an exported HF directory carries only the architecture).
+_RUNTIME_MODEL_FIELDS = ("dtype", "param_dtype", "remat_policy", "scan_unroll")
+
+
+def _load_stage_model(config, directory: Path, mesh):
+  """A stage's HF directory with the config's runtime model settings and logical axis rules."""
+  runtime = {k: v for k, v in dict(config.get("model") or {}).items() if k in _RUNTIME_MODEL_FIELDS}
+  return load_hf_checkpoint(directory, mesh=mesh, rules=rules_from_config(config.logical_axis_rules), **runtime)
 
 
 def _warmup(config, workdir, mesh, tokenizer) -> Path:
@@ -47,7 +64,7 @@ def _evaluate(config, name: str, model_dir: Path, observer, tokenizer, mesh) -> 
   from sandbox_jax.evaluation.mc_eval import evaluate_tasks
 
   section = config.evaluate
-  engine = InferenceEngine(load_hf_checkpoint(model_dir, mesh=mesh), tokenizer, mesh)
+  engine = InferenceEngine(_load_stage_model(config, model_dir, mesh), tokenizer, mesh)
   templates = templates_from_config(config.society.get("templates"))
   result = evaluate_generative(engine, observer, question_source(section.questions), templates,
                                wrappers="all" if section.adversarial else (), prompt_template="alpaca",
@@ -82,7 +99,7 @@ def run_pipeline(config, mesh) -> Path:
     start_dir = Path(config.checkpoint)
   else:
     raise ValueError("config: set `checkpoint` to a local HF directory, or enable `warmup` for a random tiny model")
-  start = load_hf_checkpoint(start_dir, mesh=mesh, **{k: v for k, v in model_cfg.items() if k in ("dtype",)})
+  start = _load_stage_model(config, start_dir, mesh)
   name = start.cfg.name
 
   # 2. simulate
@@ -97,7 +114,7 @@ def run_pipeline(config, mesh) -> Path:
   # 3. records
   if not stages.is_done(workdir, "records"):
     with stages.Timer() as t:
-      summary = build_records(transcript, workdir / "records")
+      summary = build_records(transcript, workdir / "records") if is_primary() else {}
     stages.mark_done(workdir, "records", summary, t.seconds)
   _log(f"records: {json.dumps({k: v for k, v in stages.read_done(workdir, 'records').items() if k != 'stage'})}")
 
@@ -106,7 +123,7 @@ def run_pipeline(config, mesh) -> Path:
     _log("train: Stable Alignment")
     groups = group_records(read_records(workdir / "records" / "records.jsonl"))
     with stages.Timer() as t:
-      result = train(TrainConfig.from_dict(config.train), load_hf_checkpoint(start_dir, mesh=mesh), tokenizer,
+      result = train(TrainConfig.from_dict(config.train), _load_stage_model(config, start_dir, mesh), tokenizer,
                      groups, workdir / "train", mesh=mesh)
     stages.mark_done(workdir, "train", {"model": str(result.export_dir), "steps": result.steps,
                                         "final": result.final_metrics}, t.seconds)
@@ -121,12 +138,18 @@ def run_pipeline(config, mesh) -> Path:
       _log(f"evaluate: {label} ({model_dir})")
       with stages.Timer() as t:
         result = _evaluate(config, label, model_dir, observer, tokenizer, mesh)
-      atomic_write_text(workdir / stage / "result.json", json.dumps(result, indent=2))
+      if is_primary():
+        atomic_write_text(workdir / stage / "result.json", json.dumps(result, indent=2))
       stages.mark_done(workdir, stage, {"result": str(workdir / stage / "result.json")}, t.seconds)
     results[label] = json.loads((workdir / stage / "result.json").read_text())
 
-  # 6. compare: table, plots, HTML report, society viewer
-  return _compare(workdir, results, transcript)
+  # 6. compare: table, plots, HTML report, society viewer (host work: process 0 only)
+  if not is_primary():
+    sync("pipeline compare")
+    return workdir / "report" / "report.html"
+  html = _compare(workdir, results, transcript)
+  sync("pipeline compare")
+  return html
 
 
 def _compare(workdir: Path, results: dict, transcript: Path) -> Path:

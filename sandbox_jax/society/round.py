@@ -13,6 +13,7 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import NamedSharding, PartitionSpec
 
 from sandbox_jax.inference.generate import Generation, generate_tokens
 from sandbox_jax.model.transformer import Transformer
@@ -191,4 +192,9 @@ class SocietyRound:
                          None if r.reason is None else (r.reason.tokens_BxT, r.reason.lengths_B))
                   for name, r in (("moral_before", moral_before), ("engagement_before", engage_before),
                                   ("moral_after", moral_after), ("engagement_after", engage_after))})
-    return SocietyState(memory, state.round + 1, state.labels_A), transcript
+    out = SocietyState(memory, state.round + 1, state.labels_A), transcript
+    mesh = agent_model.mesh
+    if mesh is not None and mesh.size > 1:  # replicated: every process holds (and can fetch) all of it
+      replicated = NamedSharding(mesh, PartitionSpec())
+      out = jax.tree.map(lambda x: jax.lax.with_sharding_constraint(x, replicated), out)
+    return out

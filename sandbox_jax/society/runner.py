@@ -6,6 +6,10 @@ Workdir layout (under `<workdir>/`):
   metrics.jsonl              per-round metrics      transcript.jsonl   all rounds, in order
 A run killed at any point resumes from the last checkpoint; rounds are deterministic functions of
 (config, seed, round), so the resumed transcript equals an uninterrupted one.
+
+Multi-process (the models on a mesh over several processes): every process runs every round on
+the same replicated society state; process 0 alone writes the files above (the checkpoints are
+written by all, as orbax does), and the others wait for them before returning.
 """
 
 import json
@@ -19,6 +23,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 from tqdm import tqdm
 
+from sandbox_jax.parallel.distributed import is_primary, replicate, sync, to_host
 from sandbox_jax.society.config import SocietyConfig
 from sandbox_jax.society.memory import pad_token_rows
 from sandbox_jax.society.round import Questions, SocietyRound
@@ -71,17 +76,22 @@ class SocietyRunner:
     stamp = self.workdir / "run.json"
     if stamp.exists() and json.loads(stamp.read_text()).get("fingerprint") != fingerprint:
       raise ValueError(f"{stamp}: this workdir holds a run of a different config; use a new workdir")
-    write_atomic(stamp, json.dumps({"fingerprint": fingerprint}))
+    if is_primary():
+      write_atomic(stamp, json.dumps({"fingerprint": fingerprint}))
 
   def _questions(self, round_index: int) -> tuple[Questions, list[str]]:
     ids = round_questions(self.questions, round_index, self.cfg.agents_per_world) * len(self.cfg.worlds)
     texts = [self.questions[i] for i in ids]
     tokens, lengths = pad_token_rows([self.tokenizer.encode(t) for t in texts], self.cfg.question_tokens,
                                      self.tokenizer.pad_id)
-    return Questions(jnp.asarray(tokens), jnp.asarray(lengths), jnp.asarray(ids, jnp.int32)), texts
+    questions = Questions(np.asarray(tokens), np.asarray(lengths), np.asarray(ids, np.int32))
+    mesh = self.agent_model.mesh
+    return (replicate(questions, mesh) if mesh is not None and mesh.size > 1
+            else jax.tree.map(jnp.asarray, questions)), texts
 
   def _state(self):
-    fresh = initial_state(self.cfg, self.tokenizer, self.agent_model, self.prior_memories, self.seed)
+    fresh = replicate(initial_state(self.cfg, self.tokenizer, self.agent_model, self.prior_memories, self.seed),
+                      self.agent_model.mesh)
     step = self.checkpoints.latest_step()
     if step is None:
       return fresh
@@ -93,25 +103,28 @@ class SocietyRunner:
     """Runs (or finishes) `num_rounds` rounds; returns the transcript path."""
     state = self._state()
     start = int(state.round)
-    for r in tqdm(range(start, num_rounds), desc="society rounds", disable=not progress, initial=start,
-                  total=num_rounds):
+    for r in tqdm(range(start, num_rounds), desc="society rounds", disable=not progress or not is_primary(),
+                  initial=start, total=num_rounds):
       questions, texts = self._questions(r)
       key = jax.random.fold_in(jax.random.key(self.seed), r)
       state, arrays = self.round_fn.step(self.agent_model, self.observer_model, state, questions, key)
-      arrays = jax.device_get(arrays)
-      arrays["question_text"] = texts
-      rows = transcript_rows(arrays, self.cfg, self.tokenizer, *self.names)
-      write_atomic(self.workdir / "rounds" / f"round_{r:05d}.jsonl", "".join(json.dumps(x) + "\n" for x in rows))
-      write_atomic(self.workdir / "rounds" / f"metrics_{r:05d}.json", json.dumps(round_metrics(rows)))
+      arrays = to_host(arrays)
+      if is_primary():
+        arrays["question_text"] = texts
+        rows = transcript_rows(arrays, self.cfg, self.tokenizer, *self.names)
+        write_atomic(self.workdir / "rounds" / f"round_{r:05d}.jsonl", "".join(json.dumps(x) + "\n" for x in rows))
+        write_atomic(self.workdir / "rounds" / f"metrics_{r:05d}.json", json.dumps(round_metrics(rows)))
       leaves = jax.tree.leaves(state)
       self.checkpoints.save(r + 1, args=ocp.args.StandardSave({str(i): x for i, x in enumerate(leaves)}))
       self.checkpoints.wait_until_finished()
     return self._collect(num_rounds)
 
   def _collect(self, num_rounds: int) -> Path:
-    rounds = self.workdir / "rounds"
-    transcript = "".join((rounds / f"round_{r:05d}.jsonl").read_text() for r in range(num_rounds))
-    metrics = "".join((rounds / f"metrics_{r:05d}.json").read_text() + "\n" for r in range(num_rounds))
-    write_atomic(self.workdir / "metrics.jsonl", metrics)
-    write_atomic(self.workdir / "transcript.jsonl", transcript)
+    if is_primary():
+      rounds = self.workdir / "rounds"
+      transcript = "".join((rounds / f"round_{r:05d}.jsonl").read_text() for r in range(num_rounds))
+      metrics = "".join((rounds / f"metrics_{r:05d}.json").read_text() + "\n" for r in range(num_rounds))
+      write_atomic(self.workdir / "metrics.jsonl", metrics)
+      write_atomic(self.workdir / "transcript.jsonl", transcript)
+    sync("society_runner_collect")   # the others return once the transcript is on disk
     return self.workdir / "transcript.jsonl"

@@ -1,12 +1,16 @@
 """The initial society state: labels from each world's view, memories seeded with prior Q/A pairs."""
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
+from sandbox_jax.parallel.distributed import to_host
 from sandbox_jax.society import memory as mem
 from sandbox_jax.society.config import SocietyConfig
 from sandbox_jax.society.round import SocietyState, embed_questions
 from sandbox_jax.society.world import initial_labels
+
+_embed = jax.jit(embed_questions)   # one compiled call, not the model op by op
 
 
 def initial_state(cfg: SocietyConfig, tokenizer, agent_model, prior_memories: dict[str, list[tuple[str, str]]],
@@ -34,7 +38,7 @@ def initial_state(cfg: SocietyConfig, tokenizer, agent_model, prior_memories: di
   per_agent = min(count, min(len(prior_memories["good"]), len(prior_memories["bad"])))
   q_tok, q_len = mem.pad_token_rows(q_rows, cfg.question_tokens, tokenizer.pad_id)
   a_tok, a_len = mem.pad_token_rows(a_rows, cfg.answer_tokens, tokenizer.pad_id)
-  emb = np.concatenate([np.asarray(embed_questions(agent_model, jnp.asarray(q_tok[i:i + 512]), jnp.asarray(q_len[i:i + 512])))
+  emb = np.concatenate([to_host(_embed(agent_model, jnp.asarray(q_tok[i:i + 512]), jnp.asarray(q_len[i:i + 512])))
                         for i in range(0, len(q_rows), 512)])
   n, c = len(labels), cfg.memory_capacity
   memory = mem.empty_memory(n, c, cfg.question_tokens, cfg.answer_tokens, emb.shape[1], tokenizer.pad_id)

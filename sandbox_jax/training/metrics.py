@@ -26,13 +26,12 @@ def read_metrics(workdir: str | Path) -> list[dict]:
 
 class MetricWriter:
   def __init__(self, workdir: str | Path, resume_step: int = 0):
-    from tensorboardX import SummaryWriter
-
     self.path = Path(workdir) / METRICS_FILE
     self.enabled = jax.process_index() == 0
     self._file = self._tb = None
     if not self.enabled:
       return
+    from tensorboardX import SummaryWriter   # slow to import: only where it writes
     if self.path.exists():
       kept = [line for line in self.path.read_text().splitlines()
               if line.strip() and json.loads(line).get("step", 0) <= resume_step]

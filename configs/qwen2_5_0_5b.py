@@ -1,0 +1,62 @@
+"""Qwen2.5-0.5B (494M, qkv bias, 151k vocabulary) from a local Hugging Face directory, one GPU.
+
+  sandbox-jax plan     --config=configs/qwen2_5_0_5b.py:path=/models/Qwen2.5-0.5B-Instruct
+  sandbox-jax pipeline --config=configs/qwen2_5_0_5b.py:path=/models/Qwen2.5-0.5B-Instruct
+  sandbox-jax pipeline --config=configs/qwen2_5_0_5b.py:path=/models/Qwen2.5-0.5B-Instruct,runlocal  # smoke run
+  launch/local.sh -- pipeline --config=configs/qwen2_5_0_5b.py:path=/models/Qwen2.5-0.5B-Instruct
+  launch/tpu_pod.sh --tpu my-v4-8 --zone us-central2-b -- pipeline --config=configs/qwen2_5_0_5b.py:path=/models/Qwen2.5-0.5B-Instruct
+  sbatch --nodes=1 --gpus-per-node=8 launch/slurm.sbatch pipeline --config=configs/qwen2_5_0_5b.py:path=/models/Qwen2.5-0.5B-Instruct
+
+`path` is a local directory with config.json, *.safetensors and tokenizer.json (base or Instruct:
+same architecture; nothing is downloaded). Hardware: one 24 GB GPU (L4, A10, RTX 4090; an 80 GB
+A100/H100 has room to spare); the mesh is data parallel (`data=-1`), so 8 GPUs or a TPU host split
+the society's rows and the batch. Paper training settings (DESIGN §8: 32 groups per update, 360
+tokens, lr 2e-5 cosine with 3% warm-up), compute in bf16 over fp32 master weights, full remat; the
+151,936-token vocabulary makes the loss's logits the largest training tensor, so
+`train.logits_chunk` makes them 120 positions at a time and the 32 groups run as 4 micro-batches.
+The society is the paper's 10×10 grid for 50 rounds.
+
+Expected memory per device (`sandbox-jax plan`, compiled for 1 device on CPU — an estimate; plan on
+the GPU itself for its exact figure):
+  train step (32 groups, 4 micro-batches)  params 1.84 GiB, optimizer 3.68 GiB, total 15.1 GiB
+  society round (1 world, 100 agents)      total 17.7 GiB, of which the largest KV cache 2.2 GiB
+Expected time (estimate from FLOPs and memory bandwidth on an A100, not measured; an L4 is ~3×
+slower): society 50 rounds ≈ 10 min, training 700 steps ≈ 15 min, evaluation a few minutes.
+"""
+
+from sandbox_jax.config_utils import base_config, parse_arg
+
+ARCHITECTURE = dict(  # config.json of Qwen/Qwen2.5-0.5B: the abstract model without the files
+    model_type="qwen2", vocab_size=151936, hidden_size=896, intermediate_size=4864, num_hidden_layers=24,
+    num_attention_heads=14, num_key_value_heads=2, max_position_embeddings=32768, rope_theta=1000000.0,
+    rms_norm_eps=1e-6, hidden_act="silu", tie_word_embeddings=True, sliding_window=32768, use_sliding_window=False)
+
+
+def get_config(arg: str | None = None):
+  arg = parse_arg(arg, path="", questions="seed:train", runlocal=False, dtype="bfloat16", fsdp=1, tensor=1)
+  if not arg.path:
+    raise ValueError("configs/qwen2_5_0_5b.py needs path=<local Qwen2.5-0.5B checkpoint directory>")
+  config = base_config()
+  config.workdir = "runs/qwen2_5_0_5b"
+  config.checkpoint = arg.path
+  config.tokenizer = arg.path
+  config.architecture = ARCHITECTURE
+  config.model = dict(dtype=arg.dtype, remat_policy="full")  # overrides on top of config.json
+  config.mesh.update(data=-1, fsdp=arg.fsdp, tensor=arg.tensor)
+  config.hardware = dict(name="1 GPU, 80 GB (A100/H100)", devices=1, device_memory_gb=80.0)
+  config.society = dict(
+      grid_size=10, worlds=[["mixed_half_half", 0]], rounds=50, questions=arg.questions, templates="reference",
+      question_tokens=64, answer_tokens=48, reason_tokens=24, draft_prompt_tokens=256, feedback_prompt_tokens=448,
+      revise_prompt_tokens=448, observer_prompt_tokens=384, memory_capacity=64, memory_seed_count=50,
+      temperature=0.7)
+  config.train = dict(
+      loss="stable_alignment", margin=1.0, ratio=0.2, lr=2e-5, warmup_ratio=0.03, groups_per_batch=32,
+      accum_steps=4, max_responses=3, max_len=360, logits_chunk=120, schedule="staged",
+      stage_steps=dict(imitation=300, self_critic=300, realignment=100), checkpoint_every=100)
+  config.evaluate = dict(questions="seed:heldout", max_new_tokens=128, benchmarks={}, adversarial=True)
+  if arg.runlocal:
+    config.workdir = "runs/qwen2_5_0_5b_local"
+    config.society.update(grid_size=3, rounds=2)
+    config.train.update(groups_per_batch=4, stage_steps=dict(imitation=2, self_critic=2, realignment=2))
+    config.evaluate.update(max_new_tokens=32, adversarial=False)
+  return config
