@@ -140,3 +140,33 @@ def test_bad_input_is_rejected(tiny):
     engine.generate(["ok"], 4, temperature=-1.0)
   with pytest.raises(ValueError, match="continuation 0 is empty"):
     engine.score(["ok"], [""])
+
+
+def test_prefill_in_row_chunks_equals_one_pass(tiny):
+  """`prefill_rows` (with a ragged last chunk) changes memory, not generations or ratings."""
+  import jax.numpy as jnp
+
+  from sandbox_jax.inference.generate import generate_tokens
+  from sandbox_jax.inference.rating import rate
+
+  model, tok = tiny
+  rng = np.random.default_rng(0)
+  lengths = rng.integers(1, 24, 7)
+  tokens = np.zeros((7, 24), np.int32)
+  for i, n in enumerate(lengths):
+    tokens[i, 24 - n:] = rng.integers(3, 250, n)
+  valid = tokens != 0
+  keys = jax.random.split(jax.random.key(0), 7)
+  temps = jnp.asarray([0.0, 0.8] * 3 + [0.0])
+  gen = lambda rows: jax.jit(lambda: generate_tokens(model, tokens, valid, keys, temps, max_new_tokens=6,
+                                                     eos_id=tok.eos_id, pad_id=tok.pad_id, prefill_rows=rows))()
+  one, chunked = gen(0), gen(3)
+  np.testing.assert_array_equal(chunked.tokens_BxT, one.tokens_BxT)
+  np.testing.assert_allclose(chunked.logprobs_BxT, one.logprobs_BxT, atol=1e-5)
+  digits = jnp.asarray([ord(c) for c in "1234567"])
+  rating = lambda rows: jax.jit(lambda: rate(model, tokens, valid, digits, jnp.asarray([32, 35]), keys, temps,
+                                             reason_tokens=4, eos_id=tok.eos_id, pad_id=tok.pad_id,
+                                             prefill_rows=rows))()
+  one, chunked = rating(0), rating(3)
+  np.testing.assert_allclose(chunked.distribution_Rx7, one.distribution_Rx7, atol=1e-6)
+  np.testing.assert_array_equal(chunked.reason.tokens_BxT, one.reason.tokens_BxT)

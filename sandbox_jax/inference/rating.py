@@ -13,7 +13,7 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
-from sandbox_jax.inference.generate import Generation, decode
+from sandbox_jax.inference.generate import Generation, decode, prefill
 from sandbox_jax.inference.sampling import SamplingConfig
 from sandbox_jax.model.kv_cache import KVCache
 from sandbox_jax.model.transformer import Transformer
@@ -30,10 +30,10 @@ class Rating:
 
 def rate(model: Transformer, prompt_RxP, valid_RxP, candidate_ids_7, reason_prefix_ids, keys_R,
          temperature_R, *, reason_tokens: int, eos_id: int, pad_id: int,
-         sampling: SamplingConfig = SamplingConfig()) -> Rating:
+         sampling: SamplingConfig = SamplingConfig(), prefill_rows: int = 0) -> Rating:
+  """`prefill_rows` > 0: the prompts' forward pass runs that many rows at a time (`generate.prefill`)."""
   rows, p = prompt_RxP.shape
-  prefill = model(prompt_RxP, valid_BxL=valid_RxP, compute_logits=False)
-  logits_RxV = model.logits(prefill.hidden_BxLxD[:, -1:])[:, 0]
+  logits_RxV, k_LxRxKxPxH, v_LxRxKxPxH = prefill(model, prompt_RxP, valid_RxP, prefill_rows)
   distribution = jax.nn.softmax(logits_RxV[:, candidate_ids_7], axis=-1)
   scale = jnp.arange(1, 8, dtype=jnp.float32)
   expected = distribution @ scale
@@ -42,7 +42,7 @@ def rate(model: Transformer, prompt_RxP, valid_RxP, candidate_ids_7, reason_pref
     return Rating(distribution, expected, (choice + 1).astype(jnp.int32), None)
   forced_RxF = jnp.concatenate([candidate_ids_7[choice][:, None],
                                 jnp.broadcast_to(reason_prefix_ids, (rows, reason_prefix_ids.shape[0]))], axis=1)
-  cache = KVCache.from_prefill(*prefill.new_kv, valid_RxP, p + forced_RxF.shape[1] + reason_tokens)
+  cache = KVCache.from_prefill(k_LxRxKxPxH, v_LxRxKxPxH, valid_RxP, p + forced_RxF.shape[1] + reason_tokens)
   forced = model(forced_RxF, cache=cache)
   reason = decode(model, forced.cache, forced.logits_BxLxV[:, -1], keys_R, temperature_R,
                   max_new_tokens=reason_tokens, eos_id=eos_id, pad_id=pad_id, sampling=sampling)
