@@ -183,9 +183,10 @@ class Transformer(nnx.Module):
       return self._constrain(x + mlp, ("batch", "length", "act_embed")), (k_BxKxLxH, v_BxKxLxH)
 
     if cache is None:
-      # Under autodiff the scan would stack each layer's L×S attention probabilities as residuals
-      # (zero-filled and copied: most of a small model's backward pass on CPU); recomputing them in
-      # the backward pass instead (one more QKᵀ per layer) is faster and needs O(L) memory per layer.
+      # Under autodiff the scan would stack every layer's B×N×L×L attention probabilities as
+      # residuals (zero-filled, then copied); recomputing them in the backward pass (one more QKᵀ and
+      # softmax per layer) saves only q, k, v instead: the train step's temp memory fell 27%
+      # (benchmarks/RESULTS.md, "Training step").
       remat_attention = jax.checkpoint(L.attention)
 
       def body(x, p):
