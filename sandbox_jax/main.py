@@ -42,6 +42,14 @@ def _setup(config):
   return mesh
 
 
+def _say(text) -> None:
+  """Prints from process 0 only (every process runs the same command in a multi-process launch)."""
+  import jax
+
+  if jax.process_index() == 0:
+    print(text, flush=True)
+
+
 def cmd_info(config):
   import jax
   from flax import nnx
@@ -52,12 +60,12 @@ def cmd_info(config):
   model, tokenizer = load_model_and_tokenizer(config, mesh)
   params = nnx.state(model, nnx.Param)
   count = sum(x.size for x in jax.tree.leaves(params))
-  print(f"model      {model.cfg.name} ({model.cfg.family}), {count:,} parameters")
-  print(f"tokenizer  {tokenizer.name}, {tokenizer.vocab_size} tokens")
-  print(f"mesh       {dict(mesh.shape)} on {jax.device_count()} {jax.devices()[0].platform} devices")
+  _say(f"model      {model.cfg.name} ({model.cfg.family}), {count:,} parameters")
+  _say(f"tokenizer  {tokenizer.name}, {tokenizer.vocab_size} tokens")
+  _say(f"mesh       {dict(mesh.shape)} on {jax.device_count()} {jax.devices()[0].platform} devices")
   for path, var in nnx.to_flat_state(params):
     value = var.get_value()
-    print(f"  {'.'.join(map(str, path)):24s} {str(value.shape):22s} {value.sharding.spec}")
+    _say(f"  {'.'.join(map(str, path)):24s} {str(value.shape):22s} {value.sharding.spec}")
 
 
 def cmd_export(config):
@@ -68,7 +76,7 @@ def cmd_export(config):
     raise app.UsageError("export needs --out=<directory>")
   model, _ = load_model_and_tokenizer(config, _setup(config))
   tokenizer_dir = config.tokenizer if config.tokenizer != "byte" else None
-  print(export_hf_checkpoint(model, _OUT.value, tokenizer_dir=tokenizer_dir))
+  _say(export_hf_checkpoint(model, _OUT.value, tokenizer_dir=tokenizer_dir))
 
 
 def cmd_simulate(config):
@@ -79,8 +87,8 @@ def cmd_simulate(config):
 
   model, tokenizer = load_model_and_tokenizer(config, _setup(config))
   name = model.cfg.name
-  print(run_simulation(config.society, model, model, tokenizer, Path(config.workdir) / "society", config.seed,
-                       (name, name)))
+  _say(run_simulation(config.society, model, model, tokenizer, Path(config.workdir) / "society", config.seed,
+                      (name, name)))
 
 
 def cmd_records(config):
@@ -97,7 +105,7 @@ def cmd_records(config):
 def cmd_plan(config):
   from sandbox_jax.pipeline.memory_plan import device_memory_limit, plan_report
 
-  print(plan_report(config, _setup(config), device_memory_limit(config, _DEVICE_MEMORY_GB.value)))
+  _say(plan_report(config, _setup(config), device_memory_limit(config, _DEVICE_MEMORY_GB.value)))
 
 
 def cmd_pipeline(config):
