@@ -25,7 +25,7 @@ Expected time (estimate from FLOPs and memory bandwidth on an A100, not measured
 ≈ 5–10 min, training 700 steps ≈ 5 min, evaluation a few minutes.
 """
 
-from sandbox_jax.config_utils import base_config, parse_arg
+from sandbox_jax.config_utils import real_scale_arg, real_scale_config
 
 ARCHITECTURE = dict(  # config.json of openai-community/gpt2: the abstract model without the files
     model_type="gpt2", vocab_size=50257, n_embd=768, n_layer=12, n_head=12, n_positions=1024, n_inner=None,
@@ -33,30 +33,9 @@ ARCHITECTURE = dict(  # config.json of openai-community/gpt2: the abstract model
 
 
 def get_config(arg: str | None = None):
-  arg = parse_arg(arg, path="", questions="seed:train", runlocal=False, dtype="bfloat16", fsdp=1, tensor=1)
-  if not arg.path:
-    raise ValueError("configs/gpt2_124m.py needs path=<local GPT-2 checkpoint directory>")
-  config = base_config()
-  config.workdir = "runs/gpt2_124m"
-  config.checkpoint = arg.path
-  config.tokenizer = arg.path
-  config.architecture = ARCHITECTURE
-  config.model = dict(dtype=arg.dtype, remat_policy="full")  # overrides on top of config.json
-  config.mesh.update(data=-1, fsdp=arg.fsdp, tensor=arg.tensor)
-  config.hardware = dict(name="1 GPU, 48 GB (L40S, A6000; or an 80 GB A100/H100)", devices=1, device_memory_gb=48.0)
-  config.society = dict(
-      grid_size=10, worlds=[["mixed_half_half", 0]], rounds=50, questions=arg.questions, templates="reference",
-      question_tokens=64, answer_tokens=48, reason_tokens=24, draft_prompt_tokens=256, feedback_prompt_tokens=448,
-      revise_prompt_tokens=448, observer_prompt_tokens=384, memory_capacity=64, memory_seed_count=50,
-      temperature=0.7)
-  config.train = dict(
-      loss="stable_alignment", margin=1.0, ratio=0.2, lr=2e-5, warmup_ratio=0.03, groups_per_batch=32,
-      accum_steps=4, max_responses=3, max_len=360, logits_chunk=120, schedule="staged",
-      stage_steps=dict(imitation=300, self_critic=300, realignment=100), checkpoint_every=100)
-  config.evaluate = dict(questions="seed:heldout", max_new_tokens=96, benchmarks={}, adversarial=True)
-  if arg.runlocal:
-    config.workdir = "runs/gpt2_124m_local"
-    config.society.update(grid_size=3, rounds=2)
-    config.train.update(groups_per_batch=4, stage_steps=dict(imitation=2, self_critic=2, realignment=2))
-    config.evaluate.update(max_new_tokens=32, adversarial=False)
+  arg = real_scale_arg(arg, fsdp=1, tensor=1)
+  config = real_scale_config(
+      "gpt2_124m", arg, checkpoint_kind="GPT-2", architecture=ARCHITECTURE,
+      hardware=dict(name="1 GPU, 48 GB (L40S, A6000; or an 80 GB A100/H100)", devices=1, device_memory_gb=48.0),
+      accum_steps=4, max_new_tokens=96, local_grid=3, local_groups=4)
   return config

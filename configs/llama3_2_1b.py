@@ -22,7 +22,7 @@ Expected time (estimate from FLOPs and memory bandwidth at ~40% of the chips' bf
 measured): society 50 rounds ≈ 10 min, training 700 steps ≈ 10 min, evaluation a few minutes.
 """
 
-from sandbox_jax.config_utils import base_config, parse_arg
+from sandbox_jax.config_utils import real_scale_arg, real_scale_config
 
 ARCHITECTURE = dict(  # config.json of meta-llama/Llama-3.2-1B: the abstract model without the files
     model_type="llama", vocab_size=128256, hidden_size=2048, intermediate_size=8192, num_hidden_layers=16,
@@ -33,31 +33,9 @@ ARCHITECTURE = dict(  # config.json of meta-llama/Llama-3.2-1B: the abstract mod
 
 
 def get_config(arg: str | None = None):
-  arg = parse_arg(arg, path="", questions="seed:train", runlocal=False, dtype="bfloat16", fsdp=-1, tensor=1)
-  if not arg.path:
-    raise ValueError("configs/llama3_2_1b.py needs path=<local Llama-3.2-1B checkpoint directory>")
-  config = base_config()
-  config.workdir = "runs/llama3_2_1b"
-  config.checkpoint = arg.path
-  config.tokenizer = arg.path
-  config.architecture = ARCHITECTURE
-  config.model = dict(dtype=arg.dtype, remat_policy="full")  # overrides on top of config.json
-  config.mesh.update(data=1, fsdp=arg.fsdp, tensor=arg.tensor)
-  config.hardware = dict(name="TPU v4-8 (4 chips, 32 GiB each)", devices=4, device_memory_gb=32.0)
+  arg = real_scale_arg(arg, fsdp=-1, tensor=1)
+  config = real_scale_config(
+      "llama3_2_1b", arg, checkpoint_kind="Llama-3.2-1B", architecture=ARCHITECTURE,
+      hardware=dict(name="TPU v4-8 (4 chips, 32 GiB each)", devices=4, device_memory_gb=32.0), data=1)
   config.distributed = False  # one host; launch/tpu_pod.sh sets SANDBOX_JAX_DISTRIBUTED=1 on pods
-  config.society = dict(
-      grid_size=10, worlds=[["mixed_half_half", 0]], rounds=50, questions=arg.questions, templates="reference",
-      question_tokens=64, answer_tokens=48, reason_tokens=24, draft_prompt_tokens=256, feedback_prompt_tokens=448,
-      revise_prompt_tokens=448, observer_prompt_tokens=384, memory_capacity=64, memory_seed_count=50,
-      temperature=0.7)
-  config.train = dict(
-      loss="stable_alignment", margin=1.0, ratio=0.2, lr=2e-5, warmup_ratio=0.03, groups_per_batch=32,
-      accum_steps=1, max_responses=3, max_len=360, logits_chunk=120, schedule="staged",
-      stage_steps=dict(imitation=300, self_critic=300, realignment=100), checkpoint_every=100)
-  config.evaluate = dict(questions="seed:heldout", max_new_tokens=128, benchmarks={}, adversarial=True)
-  if arg.runlocal:
-    config.workdir = "runs/llama3_2_1b_local"
-    config.society.update(grid_size=4, rounds=2)
-    config.train.update(groups_per_batch=8, stage_steps=dict(imitation=2, self_critic=2, realignment=2))
-    config.evaluate.update(max_new_tokens=32, adversarial=False)
   return config

@@ -30,7 +30,7 @@ measured): society 50 rounds ≈ 30 min (FSDP re-gathers the weights every decod
 700 steps ≈ 25 min, evaluation ≈ 15 min.
 """
 
-from sandbox_jax.config_utils import base_config, parse_arg
+from sandbox_jax.config_utils import real_scale_arg, real_scale_config
 
 ARCHITECTURE = dict(  # config.json of LLaMA-7B (huggyllama/llama-7b): the abstract model without the files
     model_type="llama", vocab_size=32000, hidden_size=4096, intermediate_size=11008, num_hidden_layers=32,
@@ -39,31 +39,9 @@ ARCHITECTURE = dict(  # config.json of LLaMA-7B (huggyllama/llama-7b): the abstr
 
 
 def get_config(arg: str | None = None):
-  arg = parse_arg(arg, path="", questions="seed:train", runlocal=False, dtype="bfloat16", fsdp=4, tensor=2)
-  if not arg.path:
-    raise ValueError("configs/llama_7b.py needs path=<local LLaMA-7B checkpoint directory>")
-  config = base_config()
-  config.workdir = "runs/llama_7b"
-  config.checkpoint = arg.path
-  config.tokenizer = arg.path
-  config.architecture = ARCHITECTURE
-  config.model = dict(dtype=arg.dtype, remat_policy="full")  # overrides on top of config.json
-  config.mesh.update(data=-1, fsdp=arg.fsdp, tensor=arg.tensor)
-  config.hardware = dict(name="8 × A100/H100 80 GB", devices=8, device_memory_gb=80.0)
-  config.society = dict(
-      grid_size=10, worlds=[["mixed_half_half", 0]], rounds=50, questions=arg.questions, templates="reference",
-      question_tokens=64, answer_tokens=48, reason_tokens=24, draft_prompt_tokens=256, feedback_prompt_tokens=448,
-      revise_prompt_tokens=448, observer_prompt_tokens=384, memory_capacity=64, memory_seed_count=50,
-      temperature=0.7)
-  config.train = dict(
-      loss="stable_alignment", margin=1.0, ratio=0.2, scale=7.0, aggregation="mean", lr=2e-5, warmup_ratio=0.03,
-      weight_decay=0.0, grad_clip=1.0, groups_per_batch=32, accum_steps=1, max_responses=3, max_len=360,
-      logits_chunk=120, schedule="staged", stage_steps=dict(imitation=300, self_critic=300, realignment=100),
-      checkpoint_every=100)
-  config.evaluate = dict(questions="seed:heldout", max_new_tokens=128, benchmarks={}, adversarial=True)
-  if arg.runlocal:
-    config.workdir = "runs/llama_7b_local"
-    config.society.update(grid_size=4, rounds=2)
-    config.train.update(groups_per_batch=8, stage_steps=dict(imitation=2, self_critic=2, realignment=2))
-    config.evaluate.update(max_new_tokens=32, adversarial=False)
+  arg = real_scale_arg(arg, fsdp=4, tensor=2)
+  config = real_scale_config(
+      "llama_7b", arg, checkpoint_kind="LLaMA-7B", architecture=ARCHITECTURE,
+      hardware=dict(name="8 × A100/H100 80 GB", devices=8, device_memory_gb=80.0),
+      train_extra=dict(scale=7.0, aggregation="mean", weight_decay=0.0, grad_clip=1.0))
   return config
