@@ -29,15 +29,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
-from jax.sharding import NamedSharding, PartitionSpec  # noqa: E402
 
 from benchmarks import society, train  # noqa: E402
 from benchmarks.common import machine, measured_peak_flops, timeit  # noqa: E402
 from sandbox_jax.model import create_model  # noqa: E402
 from sandbox_jax.parallel import make_mesh  # noqa: E402
-from sandbox_jax.training import make_optimizer, make_train_step  # noqa: E402
-from sandbox_jax.training.state import init_train_state, split_model, state_shardings  # noqa: E402
-from sandbox_jax.training.step import split_microbatches  # noqa: E402
 
 TRAIN_GROUPS = 8
 
@@ -83,22 +79,10 @@ def train_devices(counts, peak: float):
   print(f"{'devices':>7s} {'step ms':>8s} {'tokens/s':>9s} {'MFU':>6s} {'loss':>9s}")
   for n in counts:
     mesh = make_mesh({"fsdp": n}, devices=jax.devices()[:n])
-    model = create_model(cfg, seed=0, mesh=mesh)
-    graphdef, params, rest = split_model(model)
-    optimizer = make_optimizer(step_cfg)
-    shardings = state_shardings(params, optimizer, mesh)
-    holder = {"state": init_train_state(params, optimizer, 0, shardings)}
-    step = make_train_step(step_cfg, graphdef, rest, optimizer, shardings)
-    batch_A = jax.device_put(split_microbatches(batch, 1), NamedSharding(mesh, PartitionSpec(None, "fsdp")))
-    lr = np.float32(step_cfg.lr)
-    losses = []
-
-    def run():
-      holder["state"], metrics = step(holder["state"], batch_A, None, lr)
-      losses.append(float(jax.block_until_ready(metrics)["loss"]))
-
+    run = train.ours_step(create_model(cfg, seed=0, mesh=mesh), batch, mesh, step_cfg)
+    first_loss = run()
     seconds = timeit(run, warmup=1, repeats=5)
-    print(f"{n:7d} {seconds * 1e3:8.1f} {tokens / seconds:9,.0f} {flops / seconds / peak:6.1%} {losses[0]:9.5f}")
+    print(f"{n:7d} {seconds * 1e3:8.1f} {tokens / seconds:9,.0f} {flops / seconds / peak:6.1%} {first_loss:9.5f}")
 
 
 def main():

@@ -80,15 +80,17 @@ def train_flops(cfg: ModelConfig, tokens: int) -> float:
 # ----------------------------------------------------------------------------------------------
 # Ours.
 
-def ours_step(model, batch: GroupBatch):
+def ours_step(model, batch: GroupBatch, mesh=None, cfg: TrainConfig = CFG):
+  """run() -> loss: one timed optimizer step; with a mesh, the batch's groups are sharded over 'fsdp'."""
   graphdef, params, rest = split_model(model)
-  optimizer = make_optimizer(CFG)
-  shardings = state_shardings(params, optimizer, None)
+  optimizer = make_optimizer(cfg)
+  shardings = state_shardings(params, optimizer, mesh)
   state = init_train_state(params, optimizer, 0, shardings)
-  step = make_train_step(CFG, graphdef, rest, optimizer, shardings)
-  batch_A = jax.device_put(split_microbatches(batch, 1), shardings.step)
+  step = make_train_step(cfg, graphdef, rest, optimizer, shardings)
+  batch_sharding = shardings.step if mesh is None else NamedSharding(mesh, PartitionSpec(None, "fsdp"))
+  batch_A = jax.device_put(split_microbatches(batch, 1), batch_sharding)
   holder = {"state": state}
-  lr = np.float32(CFG.lr)
+  lr = np.float32(cfg.lr)
 
   def run():
     holder["state"], metrics = step(holder["state"], batch_A, None, lr)
