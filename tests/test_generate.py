@@ -142,8 +142,8 @@ def test_bad_input_is_rejected(tiny):
     engine.score(["ok"], [""])
 
 
-def test_prefill_in_row_chunks_equals_one_pass(tiny):
-  """`prefill_rows` (with a ragged last chunk) changes memory, not generations or ratings."""
+def test_row_chunks_equal_one_pass(tiny):
+  """`chunk_rows` (with a ragged last chunk) changes memory and speed, not generations or ratings."""
   import jax.numpy as jnp
 
   from sandbox_jax.inference.generate import generate_tokens
@@ -159,14 +159,17 @@ def test_prefill_in_row_chunks_equals_one_pass(tiny):
   keys = jax.random.split(jax.random.key(0), 7)
   temps = jnp.asarray([0.0, 0.8] * 3 + [0.0])
   gen = lambda rows: jax.jit(lambda: generate_tokens(model, tokens, valid, keys, temps, max_new_tokens=6,
-                                                     eos_id=tok.eos_id, pad_id=tok.pad_id, prefill_rows=rows))()
+                                                     eos_id=tok.eos_id, pad_id=tok.pad_id, chunk_rows=rows))()
   one, chunked = gen(0), gen(3)
   np.testing.assert_array_equal(chunked.tokens_BxT, one.tokens_BxT)
   np.testing.assert_allclose(chunked.logprobs_BxT, one.logprobs_BxT, atol=1e-5)
+  np.testing.assert_array_equal(chunked.lengths_B, one.lengths_B)
   digits = jnp.asarray([ord(c) for c in "1234567"])
   rating = lambda rows: jax.jit(lambda: rate(model, tokens, valid, digits, jnp.asarray([32, 35]), keys, temps,
                                              reason_tokens=4, eos_id=tok.eos_id, pad_id=tok.pad_id,
-                                             prefill_rows=rows))()
+                                             chunk_rows=rows))()
   one, chunked = rating(0), rating(3)
   np.testing.assert_allclose(chunked.distribution_Rx7, one.distribution_Rx7, atol=1e-6)
+  np.testing.assert_array_equal(chunked.argmax_R, one.argmax_R)
   np.testing.assert_array_equal(chunked.reason.tokens_BxT, one.reason.tokens_BxT)
+  np.testing.assert_array_equal(chunked.reason.lengths_B, one.reason.lengths_B)

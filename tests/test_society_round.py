@@ -1,5 +1,6 @@
 """The Back-Scatter round: determinism, resume, one compiled call, the protocol in the program."""
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -90,6 +91,20 @@ def test_resume_after_a_kill_within_a_round(society, reference, tmp_path, monkey
   monkeypatch.undo()
   assert not (tmp_path / "rounds" / "round_00001.jsonl").exists()  # no partial rows
   assert _run(society, tmp_path, 2).read_text() == reference
+
+
+def test_row_chunking_changes_nothing_and_a_run_may_resume_with_another(society, reference, tmp_path):
+  """The reference runs with the default 16-row chunks (every generation and rating of 18 agents
+  is chunked, the last chunk ragged); one pass and 5-row chunks give the same transcript, and a run
+  resumes across chunk sizes."""
+  model, tokenizer, _ = society
+  for rows, workdir in ((0, tmp_path / "one_pass"), (5, tmp_path / "resumed")):
+    cfg = dataclasses.replace(CFG, chunk_rows=rows)
+    if rows == 5:
+      _run(society, workdir, 1)  # round 0 with the default chunks, round 1 with 5-row chunks
+    runner = SocietyRunner(cfg, model, model, tokenizer, QUESTIONS, PRIORS, workdir, seed=3,
+                           round_fn=SocietyRound(cfg, tokenizer), agent_name="micro", observer_name="micro")
+    assert runner.run(2, progress=False).read_text() == reference
 
 
 def test_a_workdir_of_another_config_is_refused(society, tmp_path):

@@ -1,5 +1,6 @@
 """Batched generation inside jit: one prefill over left-padded prompts, then a `lax.while_loop`
-decode over a preallocated KV cache, stopping per row on EOS or the length limit.
+decode over a preallocated KV cache, stopping per row on EOS or the length limit. `chunk_rows`
+runs the whole generation (prefill and decode) a chunk of rows at a time (`chunking.py`).
 
 `generate_tokens` is a pure function of arrays, so it can be called inside a larger jitted program
 (the society round does).
@@ -10,6 +11,7 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
+from sandbox_jax.inference.chunking import map_row_chunks
 from sandbox_jax.inference.sampling import SamplingConfig, sample_tokens
 from sandbox_jax.model.kv_cache import KVCache
 from sandbox_jax.model.transformer import Transformer
@@ -26,7 +28,7 @@ class Generation:
 
 def generate_tokens(model: Transformer, prompt_BxP, prompt_valid_BxP, row_keys_B, temperature_B, *,
                     max_new_tokens: int, eos_id: int, pad_id: int, sampling: SamplingConfig = SamplingConfig(),
-                    stop_at=None, prefill_rows: int = 0) -> Generation:
+                    stop_at=None, chunk_rows: int = 0) -> Generation:
   """Generates up to `max_new_tokens` (static: the output width) for every row.
 
   Args:
@@ -35,40 +37,24 @@ def generate_tokens(model: Transformer, prompt_BxP, prompt_valid_BxP, row_keys_B
     row_keys_B: one PRNG key per row (sampling is per row; greedy rows ignore it).
     temperature_B: per-row temperature; 0 means greedy.
     stop_at: optional traced int scalar <= max_new_tokens: a shorter limit without recompiling.
-    prefill_rows: > 0 runs the prompts' forward pass this many rows at a time (`prefill`).
+    chunk_rows: > 0 generates for this many rows at a time, one chunk after another
+      (`map_row_chunks`); the generations equal those of one pass.
   """
+  if chunk_rows > 0:
+    one_chunk = lambda *rows: generate_tokens(model, *rows, max_new_tokens=max_new_tokens, eos_id=eos_id,
+                                              pad_id=pad_id, sampling=sampling, stop_at=stop_at)
+    return map_row_chunks(one_chunk, chunk_rows, prompt_BxP, prompt_valid_BxP, row_keys_B, temperature_B)
   p = prompt_BxP.shape[1]
-  logits_BxV, k_LxBxKxPxH, v_LxBxKxPxH = prefill(model, prompt_BxP, prompt_valid_BxP, prefill_rows)
+  logits_BxV, k_LxBxKxPxH, v_LxBxKxPxH = prefill(model, prompt_BxP, prompt_valid_BxP)
   cache = KVCache.from_prefill(k_LxBxKxPxH, v_LxBxKxPxH, prompt_valid_BxP, p + max_new_tokens)
   return decode(model, cache, logits_BxV, row_keys_B, temperature_B, max_new_tokens=max_new_tokens,
                 eos_id=eos_id, pad_id=pad_id, sampling=sampling, stop_at=stop_at)
 
 
-def prefill(model: Transformer, prompt_BxP, valid_BxP, rows: int = 0):
-  """(last-token logits_BxV, keys, values L×B×K×P×H) of left-padded prompts.
-
-  `rows` > 0 runs the forward pass over chunks of that many rows, one after another (`lax.map`),
-  so the prompt activations — the B×N×P×P attention scores above all — are those of one chunk,
-  not of the whole population (16 worlds × 100 agents: 102.6 s → 55.7 s a round; see
-  benchmarks/RESULTS.md). Rows are padded up to a multiple of `rows` (padding rows are all invalid
-  and dropped afterwards). Results equal the one-pass prefill.
-  """
-  b, p = prompt_BxP.shape
-  if rows <= 0 or b <= rows:
-    out = model(prompt_BxP, valid_BxL=valid_BxP, compute_logits=False)
-    return (model.logits(out.hidden_BxLxD[:, -1:])[:, 0], *out.new_kv)
-  n = -(-b // rows)
-  pad = n * rows - b
-  chunks = lambda x: jnp.pad(x, ((0, pad), (0, 0))).reshape(n, rows, p)
-
-  def one(chunk):
-    tokens_CxP, valid_CxP = chunk
-    out = model(tokens_CxP, valid_BxL=valid_CxP, compute_logits=False)
-    return (model.logits(out.hidden_BxLxD[:, -1:])[:, 0], *out.new_kv)
-
-  logits_NxCxV, k_NxLxCxKxPxH, v_NxLxCxKxPxH = jax.lax.map(one, (chunks(prompt_BxP), chunks(valid_BxP)))
-  unchunk = lambda x: jnp.moveaxis(x, 0, 1).reshape(x.shape[1], n * rows, *x.shape[3:])[:, :b]
-  return logits_NxCxV.reshape(n * rows, -1)[:b], unchunk(k_NxLxCxKxPxH), unchunk(v_NxLxCxKxPxH)
+def prefill(model: Transformer, prompt_BxP, valid_BxP):
+  """(last-token logits_BxV, keys, values L×B×K×P×H) of left-padded prompts."""
+  out = model(prompt_BxP, valid_BxL=valid_BxP, compute_logits=False)
+  return (model.logits(out.hidden_BxLxD[:, -1:])[:, 0], *out.new_kv)
 
 
 def decode(model: Transformer, cache: KVCache, logits_BxV, row_keys_B, temperature_B, *, max_new_tokens: int,

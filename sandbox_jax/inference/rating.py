@@ -13,6 +13,7 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
+from sandbox_jax.inference.chunking import map_row_chunks
 from sandbox_jax.inference.generate import Generation, decode, prefill
 from sandbox_jax.inference.sampling import SamplingConfig
 from sandbox_jax.model.kv_cache import KVCache
@@ -30,10 +31,16 @@ class Rating:
 
 def rate(model: Transformer, prompt_RxP, valid_RxP, candidate_ids_7, reason_prefix_ids, keys_R,
          temperature_R, *, reason_tokens: int, eos_id: int, pad_id: int,
-         sampling: SamplingConfig = SamplingConfig(), prefill_rows: int = 0) -> Rating:
-  """`prefill_rows` > 0: the prompts' forward pass runs that many rows at a time (`generate.prefill`)."""
+         sampling: SamplingConfig = SamplingConfig(), chunk_rows: int = 0) -> Rating:
+  """`chunk_rows` > 0 rates this many rows at a time, one chunk after another (`map_row_chunks`);
+  the ratings and reasons equal those of one pass."""
+  if chunk_rows > 0:
+    one_chunk = lambda prompt, valid, keys, temperature: rate(
+        model, prompt, valid, candidate_ids_7, reason_prefix_ids, keys, temperature, reason_tokens=reason_tokens,
+        eos_id=eos_id, pad_id=pad_id, sampling=sampling)
+    return map_row_chunks(one_chunk, chunk_rows, prompt_RxP, valid_RxP, keys_R, temperature_R)
   rows, p = prompt_RxP.shape
-  logits_RxV, k_LxRxKxPxH, v_LxRxKxPxH = prefill(model, prompt_RxP, valid_RxP, prefill_rows)
+  logits_RxV, k_LxRxKxPxH, v_LxRxKxPxH = prefill(model, prompt_RxP, valid_RxP)
   distribution = jax.nn.softmax(logits_RxV[:, candidate_ids_7], axis=-1)
   scale = jnp.arange(1, 8, dtype=jnp.float32)
   expected = distribution @ scale

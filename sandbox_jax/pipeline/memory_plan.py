@@ -12,8 +12,9 @@ into parameters, optimizer state and inputs (batch; society memory and questions
 
 The society round takes the agent and the observer model as two arguments; the pipeline passes the
 same model twice (one set of buffers), so the plan counts its parameters once. The round's KV cache
-is part of XLA's temp; the plan also shows the largest single generation call's cache (k, v and
-validity for every layer, sharded by the rules' `batch`/`kv_heads` axes) computed from its shape.
+is part of XLA's temp; the plan also shows the largest single generation call's cache — one chunk
+of `society.chunk_rows` rows — (k, v and validity for every layer, sharded by the rules'
+`batch`/`kv_heads` axes) computed from its shape.
 
 Largest batch that fits: the plan compiles at 1 and 2 units (a unit is the smallest batch that
 splits evenly: lcm(accum_steps, data·fsdp) groups for training, one world of grid² agents for the
@@ -238,8 +239,11 @@ def plan_society_round(config, mesh: Mesh, num_worlds: int | None = None) -> Mem
   compiled = round_fn.step.lower(model, model, state, questions, key).compile()
   params = device_bytes(nnx.state(model, nnx.Param))
   reason = (1 + len(round_fn.tables.reason_prefix) + cfg.reason_tokens) if cfg.reason_tokens > 0 else 0
-  calls = [(n, cfg.draft_prompt_tokens + cfg.answer_tokens), (n, cfg.revise_prompt_tokens + cfg.answer_tokens),
-           (2 * n, cfg.observer_prompt_tokens + reason), (n * round_fn.k, cfg.feedback_prompt_tokens + reason)]
+  chunk = lambda rows: min(rows, cfg.chunk_rows) if cfg.chunk_rows > 0 else rows
+  calls = [(chunk(n), cfg.draft_prompt_tokens + cfg.answer_tokens),
+           (chunk(n), cfg.revise_prompt_tokens + cfg.answer_tokens),
+           (chunk(2 * n), cfg.observer_prompt_tokens + reason),
+           (chunk(n * round_fn.k), cfg.feedback_prompt_tokens + reason)]
   return _plan("society round", n, compiled, params, 0, device_bytes((state, questions, key)), duplicate=params,
                kv_cache=_kv_cache_bytes(model_cfg, mesh, rules, calls))
 

@@ -29,7 +29,10 @@ class SocietyConfig:
   store_only_new: bool = True                           # official: store only if the question is new
   temperature: float = 0.7                              # agents' sampling temperature
   observer_temperature: float = 0.0                     # observer reasons (0: greedy)
-  prefill_rows: int = 256                               # prompt rows per prefill chunk (0: all at once)
+  # Rows per generation / rating chunk: each chunk's prefill and decode loop run one after another
+  # (0: all rows at once). 8-32 suit a CPU (a chunk's KV cache stays in the processor's caches;
+  # benchmarks/RESULTS.md); an accelerator wants as many rows as its memory holds (real-scale configs: 256).
+  chunk_rows: int = 16
   templates: Templates = Templates()
 
   def __post_init__(self):
@@ -42,8 +45,8 @@ class SocietyConfig:
       raise ValueError("config key society.worlds: at least one world")
     if self.retrieval not in RETRIEVALS:
       raise ValueError(f"config key society.retrieval: {self.retrieval!r} not in {RETRIEVALS}")
-    if isinstance(self.prefill_rows, bool) or not isinstance(self.prefill_rows, int) or self.prefill_rows < 0:
-      raise ValueError(f"config key society.prefill_rows must be an integer >= 0, got {self.prefill_rows!r}")
+    if isinstance(self.chunk_rows, bool) or not isinstance(self.chunk_rows, int) or self.chunk_rows < 0:
+      raise ValueError(f"config key society.chunk_rows must be an integer >= 0, got {self.chunk_rows!r}")
     if self.global_dropout is not None and not 0.0 <= self.global_dropout <= 1.0:
       raise ValueError(f"config key society.global_dropout must be in [0, 1], got {self.global_dropout}")
 

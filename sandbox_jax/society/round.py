@@ -70,14 +70,14 @@ class SocietyRound:
     rows = tokens.shape[0]
     return generate_tokens(model, tokens, valid, self._keys(key, rows), jnp.full((rows,), temperature),
                            max_new_tokens=max_new, eos_id=self.tokenizer.eos_id, pad_id=self.tokenizer.pad_id,
-                           prefill_rows=self.cfg.prefill_rows)
+                           chunk_rows=self.cfg.chunk_rows)
 
   def _rate(self, model, tokens, valid, key, temperature) -> Rating:
     rows = tokens.shape[0]
     t = self.tables
     return rate(model, tokens, valid, jnp.asarray(t.candidate_ids), jnp.asarray(t.reason_prefix),
                 self._keys(key, rows), jnp.full((rows,), temperature), reason_tokens=self.cfg.reason_tokens,
-                eos_id=self.tokenizer.eos_id, pad_id=self.tokenizer.pad_id, prefill_rows=self.cfg.prefill_rows)
+                eos_id=self.tokenizer.eos_id, pad_id=self.tokenizer.pad_id, chunk_rows=self.cfg.chunk_rows)
 
   def _assemble(self, name, values, rows, width, memory=None, present=None):
     return assemble(segments(self.tables, name, values, memory), rows, width, self.tokenizer.pad_id, present)

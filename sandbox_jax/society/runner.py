@@ -12,6 +12,7 @@ the same replicated society state; process 0 alone writes the files above (the c
 written by all, as orbax does), and the others wait for them before returning.
 """
 
+import dataclasses
 import json
 import os
 import tempfile
@@ -71,7 +72,8 @@ class SocietyRunner:
     self.round_fn = round_fn or SocietyRound(cfg, tokenizer, add_bos)  # pass one to reuse its compilation
     self.checkpoints = ocp.CheckpointManager(self.workdir.absolute() / "state",
                                              options=ocp.CheckpointManagerOptions(max_to_keep=2))
-    fingerprint = json.dumps({"society": repr(cfg), "seed": seed, "questions": len(questions),
+    # chunk_rows only schedules the computation (results are equal), so a run may resume with another
+    fingerprint = json.dumps({"society": repr(dataclasses.replace(cfg, chunk_rows=0)), "seed": seed, "questions": len(questions),
                               "models": self.names}, sort_keys=True)
     stamp = self.workdir / "run.json"
     if stamp.exists() and json.loads(stamp.read_text()).get("fingerprint") != fingerprint:
