@@ -161,9 +161,7 @@ class Transformer(nnx.Module):
     def block(x, p, attend_to):
       p = jax.tree.map(lambda w: w.astype(dtype), p)
       h = self._norm(x, p, "attn_norm")
-      q = jnp.einsum("bld,dnh->blnh", h, p["q"])
-      k = jnp.einsum("bld,dkh->blkh", h, p["k"])
-      v = jnp.einsum("bld,dkh->blkh", h, p["v"])
+      q, k, v = (L.project(h, p[name]) for name in ("q", "k", "v"))
       if cfg.qkv_bias:
         q, k, v = q + p["q_bias"], k + p["k_bias"], v + p["v_bias"]
       if cfg.family == "llama":
@@ -172,7 +170,7 @@ class Transformer(nnx.Module):
       q = self._constrain(q, ("batch", "length", "heads", "head_dim"))
       k_BxKxLxH, v_BxKxLxH = k.transpose(0, 2, 1, 3), v.transpose(0, 2, 1, 3)
       attn = remat_attention(q, attend_to(k_BxKxLxH, v_BxKxLxH))
-      out = jnp.einsum("blnh,nhd->bld", attn, p["o"])
+      out = L.project(attn, p["o"], contract=2)
       x = x + (out + p["o_bias"] if cfg.out_bias else out)
       h = self._norm(x, p, "mlp_norm")
       if cfg.family == "llama":
@@ -219,9 +217,9 @@ class Transformer(nnx.Module):
   def logits(self, hidden_BxLxD):
     dtype = self.cfg.compute_dtype
     if self.cfg.tie_embeddings:
-      logits = jnp.einsum("bld,vd->blv", hidden_BxLxD, self.embed.get_value().astype(dtype))
+      logits = L.project(hidden_BxLxD, self.embed.get_value().astype(dtype).T)
     else:
-      logits = jnp.einsum("bld,dv->blv", hidden_BxLxD, self.lm_head.get_value().astype(dtype))
+      logits = L.project(hidden_BxLxD, self.lm_head.get_value().astype(dtype))
     return self._constrain(logits.astype(jnp.float32), ("batch", "length", "vocab"))
 
   def _norm(self, x, p: dict[str, Any], name: str):
