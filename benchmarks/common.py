@@ -26,6 +26,22 @@ def timeit(fn, *, warmup: int = 2, repeats: int = 5) -> float:
   return float(np.median(times))
 
 
+def timeit_alternating(fns: dict, *, warmup: int = 1, repeats: int = 7) -> dict:
+  """{name: [seconds of each call]}: the fns (each blocking until ready) called in turn, `repeats`
+  rounds, so every one sees the same background load on a shared machine; compare medians or the
+  per-round ratios."""
+  for fn in fns.values():
+    for _ in range(warmup):
+      fn()
+  times = {name: [] for name in fns}
+  for _ in range(repeats):
+    for name, fn in fns.items():
+      start = time.perf_counter()
+      fn()
+      times[name].append(time.perf_counter() - start)
+  return times
+
+
 def measured_peak_flops(n: int = 2048, dtype="float32") -> float:
   """FLOP/s of a large jitted matmul: the compute peak we compare model FLOPs against."""
   import jax

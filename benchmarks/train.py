@@ -3,6 +3,10 @@
   python benchmarks/train.py              # tiny (~5M) and small (~30M); memory on 1/2/4/8 devices
   python benchmarks/train.py --quick      # tiny only, memory on 1 and 8 devices
 
+Steps are timed alternately (ours, torch, ours, ...; `--repeats` each), so both see the same load on
+a shared machine; the table gives medians, the line below it each side's range and the ratios of
+the alternating pairs.
+
 Both sides train the same weights on the same batch — G groups × R responses × T tokens, prompts
 masked, the Stable Alignment loss (margin 1, ratio 0.2, mean aggregation) — and each timed step is
 a whole optimizer step: forward, backward, global-norm clipping at 1.0 and AdamW. Ours is the
@@ -33,7 +37,7 @@ import torch  # noqa: E402
 from flax import nnx  # noqa: E402
 from jax.sharding import NamedSharding, PartitionSpec  # noqa: E402
 
-from benchmarks.common import machine, measured_peak_flops, timeit, torch_llama, torch_to_ours  # noqa: E402
+from benchmarks.common import machine, measured_peak_flops, timeit_alternating, torch_llama, torch_to_ours  # noqa: E402
 from sandbox_jax.data import GroupBatch  # noqa: E402
 from sandbox_jax.model import ModelConfig, abstract_model, model_shardings  # noqa: E402
 from sandbox_jax.parallel import make_mesh  # noqa: E402
@@ -169,6 +173,7 @@ def step_memory(cfg: ModelConfig, devices: int, groups: int) -> dict[str, float]
 def main():
   parser = argparse.ArgumentParser()
   parser.add_argument("--quick", action="store_true")
+  parser.add_argument("--repeats", type=int, default=9, help="timed steps per side (alternating)")
   args = parser.parse_args()
   sizes = dict(list(SIZES.items())[:1]) if args.quick else SIZES
   peak = measured_peak_flops()
@@ -179,6 +184,7 @@ def main():
         f"({tokens} tokens), fp32, clipping 1.0\n")
   print(f"{'model':13s} {'params':>7s} {'ours ms':>8s} {'torch ms':>9s} {'ours tok/s':>11s} {'torch tok/s':>12s} "
         f"{'ratio':>6s} {'MFU':>6s} {'loss ours / torch':>20s}")
+  spread = {}
   for name, cfg in sizes.items():
     reference = torch_llama(cfg)
     with tempfile.TemporaryDirectory() as tmp:
@@ -186,11 +192,20 @@ def main():
     batch = synthetic_batch(cfg, GROUPS)
     ours, theirs = ours_step(model, batch), torch_step(reference, batch)
     first = (ours(), theirs())
-    ours_s, theirs_s = timeit(ours, warmup=1, repeats=5), timeit(theirs, warmup=1, repeats=5)
+    times = timeit_alternating({"ours": ours, "torch": theirs}, repeats=args.repeats)
+    ours_s, theirs_s = np.median(times["ours"]), np.median(times["torch"])
     mfu = train_flops(cfg, tokens) / ours_s / peak
     print(f"{name:13s} {cfg.num_params() / 1e6:6.1f}M {ours_s * 1e3:8.1f} {theirs_s * 1e3:9.1f} "
           f"{tokens / ours_s:11,.0f} {tokens / theirs_s:12,.0f} {theirs_s / ours_s:5.2f}x {mfu:6.1%} "
           f"{first[0]:9.5f} / {first[1]:.5f}")
+    pairs = np.asarray(times["torch"]) / np.asarray(times["ours"])
+    spread[name] = (times, pairs)
+  print(f"\n(median of {args.repeats} steps each, ours and torch alternating; ms [min-max], and the ratio of "
+        f"each alternating pair)")
+  for name, (times, pairs) in spread.items():
+    span = lambda ts: f"[{min(ts) * 1e3:.1f}-{max(ts) * 1e3:.1f}]"
+    print(f"{name:13s} ours {span(times['ours'])}  torch {span(times['torch'])}  pair ratios "
+          f"median {np.median(pairs):.2f}x [{pairs.min():.2f}-{pairs.max():.2f}]")
 
   cfg = SIZES["small (~30M)"]
   counts = (1, 8) if args.quick else (1, 2, 4, 8)

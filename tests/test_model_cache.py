@@ -67,3 +67,25 @@ def test_cache_built_from_a_prefill_continues_like_the_full_forward():
   out = model(tokens[:, 7:], valid_BxL=valid[:, 7:], cache=cache)
   np.testing.assert_allclose(out.logits_BxLxV, full[:, 7:], atol=1e-5, rtol=0)
   assert int(out.cache.index) == 10
+
+
+@pytest.mark.parametrize("blocks", [2, 4, 3])  # 3 does not divide 16: one pass
+def test_causal_attention_in_query_blocks_equals_one_pass(blocks):
+  """Skipping the masked blocks above the diagonal changes no row that sees at least one key
+  (left padding leaves rows that see none; right padding leaves padded keys)."""
+  from sandbox_jax.model import layers as L
+
+  rng = np.random.default_rng(blocks)
+  b, length, n, k, h = 3, 16, 4, 2, 8
+  q = jnp.asarray(rng.standard_normal((b, length, n, h)), jnp.float32)
+  keys, values = (jnp.asarray(rng.standard_normal((b, k, length, h)), jnp.float32) for _ in range(2))
+  valid = np.ones((b, length), bool)
+  valid[0, :5] = False   # left padding
+  valid[1, 11:] = False  # right padding
+  mask = np.tril(np.ones((length, length), bool))[None] & valid[:, None, :]
+  full = L.attention(q, [(keys, values, jnp.asarray(mask))])
+  blocked = L.causal_attention(q, keys, values, jnp.asarray(mask), blocks=blocks)
+  sees_a_key = mask.any(axis=-1)
+  np.testing.assert_allclose(np.asarray(blocked)[sees_a_key], np.asarray(full)[sees_a_key], atol=1e-6)
+  assert not sees_a_key.all()  # the left-padded rows that see nothing are excluded, and only they
+  assert sees_a_key[0].sum() == length - 5 and sees_a_key[1:].all()

@@ -181,11 +181,12 @@ class Transformer(nnx.Module):
       return self._constrain(x + mlp, ("batch", "length", "act_embed")), (k_BxKxLxH, v_BxKxLxH)
 
     if cache is None:
+      # The mask is causal here, so attention skips the blocks above the diagonal (causal_attention).
       # Under autodiff the scan would stack every layer's B×N×L×L attention probabilities as
       # residuals (zero-filled, then copied); recomputing them in the backward pass (one more QKᵀ and
       # softmax per layer) saves only q, k, v instead: the train step's temp memory fell 27%
       # (benchmarks/RESULTS.md, "Training step").
-      remat_attention = jax.checkpoint(L.attention)
+      remat_attention = jax.checkpoint(lambda q, segments: L.causal_attention(q, *segments[0]))
 
       def body(x, p):
         return block(x, p, lambda k, v: [(k, v, new_mask_BxLxL)])
