@@ -18,9 +18,10 @@ for 50 rounds with the reference templates (the prompt widths fit them BPE-token
 
 Expected memory per device (`sandbox-jax plan`, compiled for 1 device on CPU — an estimate; plan on
 the GPU itself for its exact figure):
-  train step (32 groups, 4 micro-batches)  params 0.46 GiB, optimizer 0.93 GiB, total 4.4 GiB
-  society round (1 world, 100 agents)      total 35.7 GiB, of which the largest KV cache 6.7 GiB
-  (the round's memory is the feedback call's 400 prompts × 448 tokens: attention scores and KV cache)
+  train step (32 groups, 4 micro-batches)  params 0.46 GiB, optimizer 0.93 GiB, total 4.2 GiB
+  society round (1 world, 100 agents)      total 20.3 GiB, of which the largest KV cache 3.3 GiB
+  (the round's memory is the feedback call's prompts × 448 tokens, 200 rows at a time: attention
+  scores and KV cache)
 Expected time (estimate from FLOPs and memory bandwidth on an A100, not measured): society 50 rounds
 ≈ 5–10 min, training 700 steps ≈ 5 min, evaluation a few minutes.
 """

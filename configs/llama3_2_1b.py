@@ -16,8 +16,8 @@ remat, the 128k-vocabulary logits 120 positions at a time. The society is the pa
 
 Expected memory per device (`sandbox-jax plan`, compiled for 4 devices on CPU — an estimate; plan on
 the TPU host itself for its exact figure):
-  train step (32 groups)               params 1.15 GiB, optimizer 2.30 GiB, total 10.9 GiB
-  society round (1 world, 100 agents)  total 22.0 GiB, of which the largest KV cache 1.5 GiB
+  train step (32 groups)               params 1.15 GiB, optimizer 2.30 GiB, total 9.7 GiB
+  society round (1 world, 100 agents)  total 16.4 GiB, of which the largest KV cache 0.7 GiB
 Expected time (estimate from FLOPs and memory bandwidth at ~40% of the chips' bf16 peak, not
 measured): society 50 rounds ≈ 10 min, training 700 steps ≈ 10 min, evaluation a few minutes.
 """

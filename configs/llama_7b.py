@@ -23,8 +23,8 @@ The society is the paper's: a 10×10 grid, 50 rounds, k = 4 raters.
 
 Expected memory per device (`sandbox-jax plan`, compiled for 8 devices on CPU — an estimate; plan
 on the GPUs themselves for their exact figure):
-  train step (32 groups)               params 3.14 GiB, optimizer 6.28 GiB, total 20.0 GiB
-  society round (1 world, 100 agents)  total 60.2 GiB, of which the largest KV cache 11.8 GiB
+  train step (32 groups)               params 3.14 GiB, optimizer 6.28 GiB, total 19.8 GiB
+  society round (1 world, 100 agents)  total 42.2 GiB, of which the largest KV cache 5.9 GiB
 Expected time (estimate from FLOPs and memory bandwidth at ~40% of the GPUs' bf16 peak, not
 measured): society 50 rounds ≈ 30 min (FSDP re-gathers the weights every decode step), training
 700 steps ≈ 25 min, evaluation ≈ 15 min.

@@ -18,8 +18,8 @@ The society is the paper's 10×10 grid for 50 rounds.
 
 Expected memory per device (`sandbox-jax plan`, compiled for 1 device on CPU — an estimate; plan on
 the GPU itself for its exact figure):
-  train step (32 groups, 4 micro-batches)  params 1.84 GiB, optimizer 3.68 GiB, total 15.1 GiB
-  society round (1 world, 100 agents)      total 17.7 GiB, of which the largest KV cache 2.2 GiB
+  train step (32 groups, 4 micro-batches)  params 1.84 GiB, optimizer 3.68 GiB, total 14.6 GiB
+  society round (1 world, 100 agents)      total 11.8 GiB, of which the largest KV cache 1.1 GiB
 Expected time (estimate from FLOPs and memory bandwidth on an A100, not measured; an L4 is ~3×
 slower): society 50 rounds ≈ 10 min, training 700 steps ≈ 15 min, evaluation a few minutes.
 """

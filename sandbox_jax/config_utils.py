@@ -68,7 +68,7 @@ def real_scale_config(name: str, arg: ml_collections.ConfigDict, *, checkpoint_k
       grid_size=10, worlds=[["mixed_half_half", 0]], rounds=50, questions=arg.questions, templates="reference",
       question_tokens=64, answer_tokens=48, reason_tokens=24, draft_prompt_tokens=256, feedback_prompt_tokens=448,
       revise_prompt_tokens=448, observer_prompt_tokens=384, memory_capacity=64, memory_seed_count=50,
-      temperature=0.7, chunk_rows=256)
+      temperature=0.7, chunk_rows=200)  # 100 / 200 / 400 rows: 1, 1, 2 chunks
   config.train = dict(
       loss="stable_alignment", margin=1.0, ratio=0.2, lr=2e-5, warmup_ratio=0.03, groups_per_batch=32,
       accum_steps=accum_steps, max_responses=3, max_len=360, logits_chunk=120, schedule="staged",

@@ -31,7 +31,7 @@ class SocietyConfig:
   observer_temperature: float = 0.0                     # observer reasons (0: greedy)
   # Rows per generation / rating chunk: each chunk's prefill and decode loop run one after another
   # (0: all rows at once). 8-32 suit a CPU (a chunk's KV cache stays in the processor's caches;
-  # benchmarks/RESULTS.md); an accelerator wants as many rows as its memory holds (real-scale configs: 256).
+  # benchmarks/RESULTS.md); an accelerator wants as many rows as its memory holds (real-scale configs: 200).
   chunk_rows: int = 16
   templates: Templates = Templates()
 
