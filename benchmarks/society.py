@@ -447,7 +447,8 @@ def main():
         f"{cfg.feedback_prompt_tokens}, revise {cfg.revise_prompt_tokens}, observer {cfg.observer_prompt_tokens} "
         f"(longest possible: {needs['draft']}/{needs['feedback']}/{needs['revise']}/{needs['observer_alignment']})")
   print(f"         k = {cfg.max_raters} raters, memory {cfg.memory_seed_count} seeded of {cfg.memory_capacity}, "
-        f"nearest retrieval, agents T={cfg.temperature}, observer greedy; seed-corpus questions and priors")
+        f"nearest retrieval, agents T={cfg.temperature}, observer greedy; seed-corpus questions and priors; "
+        f"generations and ratings in chunks of {cfg.chunk_rows} rows")
   print(f"timing: wall seconds, median [min-max] of n runs; cpu = process CPU seconds (all threads). "
         f"2 shared CPU cores: other jobs add noise (+-30% seen)\n")
 
