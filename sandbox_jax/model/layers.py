@@ -89,8 +89,8 @@ def causal_attention(q_BxLxNxH, k_BxKxLxH, v_BxKxLxH, mask_BxLxL, blocks: int = 
   """`attention` of L tokens to themselves under a causal mask (query i never sees key j > i).
 
   The queries run in `blocks` blocks, block i attending only to the keys up to its own last query:
-  the score blocks above the diagonal, masked anyway, are never computed (4 blocks: 10 of 16, a
-  quarter less attention work; benchmarks/RESULTS.md, "Training step"). Every row with at least one
+  the score blocks above the diagonal, masked anyway, are never computed (4 blocks: 10 of the 16
+  blocks, 37.5% less attention work; benchmarks/RESULTS.md, "Training step"). Every row with at least one
   visible key gets exactly the same softmax. A row that sees no key at all (a left-padded prompt's
   padding) averages the values of its block's keys instead of all keys; such rows are padding and
   nothing reads them.

@@ -73,8 +73,9 @@ class SocietyRunner:
     self.checkpoints = ocp.CheckpointManager(self.workdir.absolute() / "state",
                                              options=ocp.CheckpointManagerOptions(max_to_keep=2))
     # chunk_rows only schedules the computation (results are equal), so a run may resume with another
-    fingerprint = json.dumps({"society": repr(dataclasses.replace(cfg, chunk_rows=0)), "seed": seed, "questions": len(questions),
-                              "models": self.names}, sort_keys=True)
+    society = repr(dataclasses.replace(cfg, chunk_rows=0))
+    fingerprint = json.dumps({"society": society, "seed": seed, "questions": len(questions), "models": self.names},
+                             sort_keys=True)
     stamp = self.workdir / "run.json"
     if stamp.exists() and json.loads(stamp.read_text()).get("fingerprint") != fingerprint:
       raise ValueError(f"{stamp}: this workdir holds a run of a different config; use a new workdir")
