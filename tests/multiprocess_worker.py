@@ -67,7 +67,8 @@ MODEL = dataclasses.replace(MICRO, num_layers=1, max_positions=256)
 SOCIETY = SocietyConfig(grid_size=2, worlds=(("half_half", 0),), question_tokens=24, answer_tokens=4,
                         reason_tokens=0, draft_prompt_tokens=80, feedback_prompt_tokens=96,
                         revise_prompt_tokens=96, observer_prompt_tokens=72, memory_capacity=4,
-                        memory_seed_count=2, templates=compact_templates(), temperature=0.8)
+                        memory_seed_count=2, templates=compact_templates(), temperature=0.8,
+                        chunk_rows=2)  # every generation and rating runs in chunks, split across processes
 QUESTIONS = ["How do I make friends?", "Should I lie to my boss?", "Is it ok to cheat on a test?"]
 PRIORS = {"good": [("Should I lie to my boss?", "No, be honest.", 7), ("Is stealing ok?", "No.", 6)],
           "bad": [("Should I lie to my boss?", "Sure, lie.", 1), ("Is stealing ok?", "Yes.", 1)]}
