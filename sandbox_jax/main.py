@@ -44,9 +44,9 @@ def _setup(config):
 
 def _say(text) -> None:
   """Prints from process 0 only (every process runs the same command in a multi-process launch)."""
-  import jax
+  from sandbox_jax.parallel.distributed import is_primary
 
-  if jax.process_index() == 0:
+  if is_primary():
     print(text, flush=True)
 
 

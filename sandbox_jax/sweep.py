@@ -265,27 +265,20 @@ def _cell(value) -> str:
 
 
 def table_markdown(columns: Sequence[str], rows: Sequence[Mapping]) -> str:
-  escape = lambda text: str(text).replace("|", "\\|")
-  lines = ["| " + " | ".join(escape(c) for c in columns) + " |", "|" + "|".join("---" for _ in columns) + "|"]
-  lines += ["| " + " | ".join(escape(_cell(row.get(c))) for c in columns) + " |" for row in rows]
-  return "\n".join(lines) + "\n"
+  from sandbox_jax.evaluation.compare import table_markdown as markdown
+
+  return markdown(columns, rows, format_cell=_cell, right_align=False)
 
 
 def write_summary(root: str | Path, columns: Sequence[str], rows: Sequence[Mapping]) -> dict[str, Path]:
   """summary.md / .csv / .json under `root` (atomically); returns their paths."""
-  import csv
-  import io
-
   from sandbox_jax.data.jsonl import atomic_write_text
+  from sandbox_jax.evaluation.compare import table_csv
 
   root = Path(root)
   paths = {ext: root / f"{SUMMARY_NAME}.{ext}" for ext in ("md", "csv", "json")}
-  buf = io.StringIO()
-  writer = csv.writer(buf, lineterminator="\n")
-  writer.writerow(columns)
-  writer.writerows([["" if row.get(c) is None else row.get(c) for c in columns] for row in rows])
   atomic_write_text(paths["md"], table_markdown(columns, rows))
-  atomic_write_text(paths["csv"], buf.getvalue())
+  atomic_write_text(paths["csv"], table_csv(columns, rows))
   atomic_write_text(paths["json"], json.dumps({"columns": list(columns), "rows": list(rows)}, indent=1) + "\n")
   return paths
 

@@ -82,15 +82,17 @@ def build_table(results: Sequence[Mapping]) -> tuple[list[str], list[dict]]:
   return ["checkpoint"] + columns, rows
 
 
-def table_markdown(columns: list[str], rows: list[dict]) -> str:
+def table_markdown(columns: Sequence[str], rows: Sequence[Mapping], format_cell=format_value,
+                   right_align: bool = True) -> str:
+  """A Markdown table; `right_align` right-aligns every column after the first (the metrics)."""
   escape = lambda text: str(text).replace("|", "\\|")
-  lines = ["| " + " | ".join(escape(c) for c in columns) + " |",
-           "|" + "|".join(["---"] + ["---:"] * (len(columns) - 1)) + "|"]
-  lines += ["| " + " | ".join(escape(format_value(row.get(c))) for c in columns) + " |" for row in rows]
+  rule = ["---"] + ["---:" if right_align else "---"] * (len(columns) - 1)
+  lines = ["| " + " | ".join(escape(c) for c in columns) + " |", "|" + "|".join(rule) + "|"]
+  lines += ["| " + " | ".join(escape(format_cell(row.get(c))) for c in columns) + " |" for row in rows]
   return "\n".join(lines) + "\n"
 
 
-def table_csv(columns: list[str], rows: list[dict]) -> str:
+def table_csv(columns: Sequence[str], rows: Sequence[Mapping]) -> str:
   buf = io.StringIO()
   writer = csv.writer(buf, lineterminator="\n")
   writer.writerow(columns)
