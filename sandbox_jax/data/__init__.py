@@ -18,8 +18,9 @@ from sandbox_jax.data.records import (CRITIC_SUFFIX, OFFICIAL_REVISION_SUFFIX, R
                                       REVISION_SUFFIX, group_records, read_records,
                                       read_transcripts, record_prompt, row_to_records,
                                       rows_to_records, write_records, write_transcripts)
-from sandbox_jax.data.sandbox_v1 import (from_sandbox_v1, infer_record_type, read_sandbox_v1,
-                                         to_sandbox_v1, write_sandbox_v1)
+from sandbox_jax.data.sandbox_v1 import (SentinelCounts, from_sandbox_v1, infer_record_type,
+                                         load_sandbox_v1, read_sandbox_v1, to_sandbox_v1,
+                                         write_sandbox_v1)
 from sandbox_jax.data.schemas import (DEFAULT_SCALE, RECORD_TYPES, DataFormatError, Group,
                                       MemoryEntry, Provenance, Record, RecordType, TranscriptRow)
 from sandbox_jax.data.stages import STAGES, mix_stages

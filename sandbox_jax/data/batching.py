@@ -18,6 +18,10 @@ a sequence s = [bos] + P + Y + [eos] of length n and prefix length p = |[bos] + 
 loss_mask[t] = 1 iff p - 1 <= t <= n - 2 (and t >= 0). Masks come from lengths, never from
 comparing ids with pad_id, so tokenizers whose pad is their eos are fine.
 
+`append_eos=False` leaves out the eos, as the official trainer does (its tokenizer adds a bos and
+no eos to `query + response`): rows are [bos] + prompt + response and the loss covers the response
+tokens only (a response cut to nothing then has no loss token).
+
 Truncation to T: the prompt is cut from the LEFT first (the end of the prompt, '### Response:',
 stays next to the response), down to `min_prompt_tokens` tokens (default 1, so the first response
 token has a predecessor even without a bos); then the response is cut from the RIGHT. The bos and
@@ -66,13 +70,14 @@ def truncate(prompt_ids: Sequence[int], response_ids: Sequence[int], budget: int
 
 
 def encode_sequence(tokenizer: Tokenizer, prompt_ids: Sequence[int], response: str, max_len: int,
-                    min_prompt_tokens: int = 1) -> tuple[list[int], int]:
-  """Returns (sequence, prefix_len): [bos] + prompt + response + [eos] truncated to max_len, and
-  the number of tokens before the first response token."""
+                    min_prompt_tokens: int = 1, append_eos: bool = True) -> tuple[list[int], int]:
+  """Returns (sequence, prefix_len): [bos] + prompt + response + [eos] (the eos only with
+  `append_eos`) truncated to max_len, and the number of tokens before the first response token."""
   bos = [] if tokenizer.bos_id is None else [tokenizer.bos_id]
-  budget = max_len - len(bos) - 1
+  eos = [tokenizer.eos_id] if append_eos else []
+  budget = max_len - len(bos) - len(eos)
   prompt, resp = truncate(prompt_ids, tokenizer.encode(response), budget, min_prompt_tokens)
-  return bos + prompt + resp + [tokenizer.eos_id], len(bos) + len(prompt)
+  return bos + prompt + resp + eos, len(bos) + len(prompt)
 
 
 def select_responses(scores: Sequence[float], max_responses: int,
@@ -91,7 +96,7 @@ def make_group_batch(groups: Sequence[Group | None], tokenizer: Tokenizer, *, ma
                      groups_per_batch: int | None = None,
                      max_responses: int = DEFAULT_MAX_RESPONSES,
                      rngs: Sequence[np.random.Generator] | None = None,
-                     min_prompt_tokens: int = 1) -> GroupBatch:
+                     min_prompt_tokens: int = 1, append_eos: bool = True) -> GroupBatch:
   """One batch. `None` entries (and slots past len(groups) up to groups_per_batch) are padding.
 
   `rngs[i]` samples group i's responses when it has more than max_responses (default: a
@@ -118,7 +123,7 @@ def make_group_batch(groups: Sequence[Group | None], tokenizer: Tokenizer, *, ma
     prompt_ids = tokenizer.encode(group.query)
     for r, i in enumerate(select_responses(group.scores, R, rng)):
       seq, prefix = encode_sequence(tokenizer, prompt_ids, group.responses[i], T,
-                                    min_prompt_tokens)
+                                    min_prompt_tokens, append_eos)
       n = len(seq)
       tokens[g, r, :n] = seq
       targets[g, r, :n - 1] = seq[1:]

@@ -1,23 +1,27 @@
 """Stage `records`: transcript → imitation / self-critic / realignment records → rated groups.
 
-Writes `records.jsonl` (one record per line, with provenance) and `sandbox_v1.json` (the released
-group schema, readable by the official code).
+Writes `records.jsonl` (the kept records, one per line, with provenance, group by group) and
+`sandbox_v1.json` (the released group schema, readable by the official code). The config section
+`records` (`data.records.RecordsConfig`; None: the project's defaults) picks the rules, the
+deduplication, the order and the subsampling; `data.records.OFFICIAL_RECORDS` is the official
+`collect_data.py` setting. Regrouping `records.jsonl` with `group_records` gives the same groups.
 """
 
 from collections import Counter
 from pathlib import Path
 
-from sandbox_jax.data import group_records, read_transcripts, rows_to_records, write_records, write_sandbox_v1
+from sandbox_jax.data import read_transcripts, write_records, write_sandbox_v1
+from sandbox_jax.data.records import RecordsConfig, select_groups
 
 
-def build_records(transcript: str | Path, out_dir: str | Path) -> dict:
+def build_records(transcript: str | Path, out_dir: str | Path, config=None) -> dict:
+  cfg = RecordsConfig.from_dict(config)
   out_dir = Path(out_dir)
   rows = read_transcripts(transcript)
-  records = rows_to_records(rows)
-  if not records:
+  selection = select_groups(rows, cfg)
+  if not selection.records:
     raise ValueError(f"{transcript}: the transcript produced no training records")
-  groups = group_records(records)
-  write_records(out_dir / "records.jsonl", records)
-  write_sandbox_v1(out_dir / "sandbox_v1.json", groups)
-  return {"rows": len(rows), "records": len(records), "groups": len(groups),
-          "by_type": dict(Counter(r.type for r in records))}
+  write_records(out_dir / "records.jsonl", selection.records)
+  write_sandbox_v1(out_dir / "sandbox_v1.json", selection.groups)
+  return {"rows": len(rows), "records": len(selection.records), "groups": len(selection.groups),
+          "by_type": dict(Counter(r.type for r in selection.records)), "selection": selection.counts}

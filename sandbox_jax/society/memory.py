@@ -4,6 +4,11 @@ Each entry holds a question's tokens, the answer's tokens, the question's embedd
 the round it was stored, an importance score and the question id. Reference retrieval is the single
 nearest stored question by cosine distance, used only if the distance is < 0.3. The Generative
 Agents option scores entries by recency, importance and relevance and takes the best.
+
+Capacity: the store is a ring buffer, so a full store replaces its oldest entry — a seeded prior
+memory first. The official agent's memory is an unbounded dict, so official mode needs
+`capacity >= seeds + rounds` (at most one entry is stored per round): `capacity_without_eviction`
+gives that size and `check_no_eviction` rejects a smaller `society.memory_capacity`.
 """
 
 import dataclasses
@@ -29,6 +34,23 @@ class Memory:
   @property
   def filled_AxC(self):
     return self.question_ids_AxC >= 0
+
+
+def capacity_without_eviction(seed_count: int, rounds: int) -> int:
+  """The smallest capacity that never evicts: every seed plus one stored answer per round."""
+  if seed_count < 0 or rounds < 0:
+    raise ValueError(f"need seed_count >= 0 and rounds >= 0, got {seed_count} and {rounds}")
+  return seed_count + rounds
+
+
+def check_no_eviction(capacity: int, seed_count: int, rounds: int) -> None:
+  """Raises a config error if a run of `rounds` rounds could evict a memory (official mode)."""
+  needed = capacity_without_eviction(seed_count, rounds)
+  if capacity < needed:
+    raise ValueError(
+        f"config key society.memory_capacity: {capacity} would evict memories in official mode (the official "
+        f"memory is unbounded); {seed_count} seeds (society.memory_seed_count) + {rounds} rounds "
+        f"(society.rounds) need at least {needed}")
 
 
 def empty_memory(agents: int, capacity: int, question_width: int, answer_width: int, embed_dim: int,

@@ -2,8 +2,21 @@
 
 Reference rules (DESIGN.md §6.1): agent_id = row * N + col; neighbours are the agents within
 Euclidean distance <= N // 2, excluding self; each draft gets k = min(4, #neighbours) raters drawn
-without replacement from the neighbours. Global mode keeps max(1, int((1 - dropout) * k)) local
-raters and fills the rest from the whole grid (excluding self and the local picks).
+without replacement from the neighbours.
+
+Global interaction has two rules for the local share (`rater_plan`, config key
+`society.global_local_share`):
+
+* `'k'` (the project's default): k = min(max_raters, #neighbours) raters in all, of which
+  max(1, int((1 - dropout) * k)) are local; the rest come from the whole grid. Works for any dropout.
+* `'neighbours'` (official, `World.back_scatter` of agi-templar/Stable-Alignment): `tgt_agent_count`
+  = max_raters raters in all, of which max(1, int((1 - dropout) * #neighbours)) are local, the rest
+  from the whole grid. The official code asserts `tgt_agent_count > int((1 - dropout) * #neighbours)`
+  and that the grid holds enough other agents; `rater_plan` raises the same conditions as config
+  errors.
+
+Global raters are drawn uniformly from the whole grid excluding self and the local picks (the
+official `set(participants) - set(interactees) - {agent}`).
 """
 
 import jax
@@ -33,12 +46,48 @@ def raters_per_draft(n: int, max_raters: int = 4) -> np.ndarray:
   return np.minimum(max_raters, counts).astype(np.int32)
 
 
-def draw_raters(key, neighbours_AxA, k_A, global_dropout: float | None = None):
+GLOBAL_LOCAL_SHARES = ("k", "neighbours")
+
+
+def rater_plan(n: int, max_raters: int = 4, global_dropout: float | None = None,
+               local_share: str = "k") -> tuple[np.ndarray, np.ndarray]:
+  """(k_A, local_A) host int32 arrays: raters per draft and how many of them are local neighbours.
+
+  Local only (`global_dropout` None): k = local = min(max_raters, #neighbours). Global: see the module
+  doc; the local count is computed with Python floats, exactly as the official `int((1 - d) * n)`.
+  """
+  counts = neighbour_matrix(n).sum(1)
+  if counts.min() == 0:
+    raise ValueError(f"config key society.grid_size: a {n}x{n} grid has agents without neighbours")
+  if global_dropout is None:
+    k = np.minimum(max_raters, counts).astype(np.int32)
+    return k, k.copy()
+  if local_share == "k":
+    k = np.minimum(max_raters, counts).astype(np.int32)
+    local = np.array([max(1, int((1 - global_dropout) * int(c))) for c in k], np.int32)
+    return k, local
+  if local_share != "neighbours":
+    raise ValueError(f"config key society.global_local_share: {local_share!r} not in {GLOBAL_LOCAL_SHARES}")
+  raw = np.array([int((1 - global_dropout) * int(c)) for c in counts], np.int32)
+  if raw.max() >= max_raters:
+    worst = int(np.argmax(raw))
+    raise ValueError(
+        f"config keys society.global_dropout / society.max_raters: agent {worst} keeps int((1 - "
+        f"{global_dropout}) * {int(counts[worst])}) = {int(raw[worst])} local raters, not fewer than the "
+        f"{max_raters} raters in all (the official code asserts tgt_agent_count > n_local_selected); "
+        f"raise society.global_dropout or society.max_raters")
+  if n * n - 1 < max_raters:
+    raise ValueError(f"config key society.max_raters: {max_raters} raters need at least {max_raters + 1} "
+                     f"agents per world, the {n}x{n} grid has {n * n}")
+  return np.full(n * n, max_raters, np.int32), np.maximum(1, raw).astype(np.int32)
+
+
+def draw_raters(key, neighbours_AxA, k_A, global_dropout: float | None = None, local_A=None):
   """Rater ids (A, K) with K = max(k_A), and a validity mask (A, K): row a's first k_A[a] are real.
 
   Uniform draws without replacement = the smallest i.i.d. uniform keys over the candidates. Global
-  mode keeps max(1, int((1 - dropout) * k)) local raters and fills the rest from the whole grid
-  (never self, never twice).
+  mode keeps `local_A[a]` local raters (from `rater_plan`; without it, max(1, int((1 - dropout) * k)))
+  and fills the rest from the whole grid (never self, never twice). Local raters come first.
   """
   a = neighbours_AxA.shape[0]
   k_A = np.asarray(k_A)
@@ -49,9 +98,12 @@ def draw_raters(key, neighbours_AxA, k_A, global_dropout: float | None = None):
   local_order = jnp.argsort(local_AxA, axis=1)
   columns = jnp.arange(k_max)[None, :]
   valid = columns < k[:, None]
-  if global_dropout is None:
+  if global_dropout is None and local_A is None:
     return local_order[:, :k_max].astype(jnp.int32), valid
-  n_local = jnp.maximum(1, ((1 - global_dropout) * k).astype(jnp.int32))
+  if local_A is not None:
+    n_local = jnp.asarray(np.asarray(local_A, np.int32))
+  else:
+    n_local = jnp.maximum(1, ((1 - global_dropout) * k).astype(jnp.int32))
   local_rank = jnp.argsort(local_order, axis=1)
   taken = (local_rank < n_local[:, None]) | jnp.eye(a, dtype=bool)
   global_order = jnp.argsort(jnp.where(taken, jnp.inf, jax.random.uniform(global_key, (a, a))), axis=1)

@@ -58,6 +58,7 @@ class TrainConfig:
   max_responses: int = 3              # R: responses per group (best + a sample of the others)
   max_len: int = 512                  # T: tokens per response row (prompt + response)
   logits_chunk: int = 0               # >0: the loss makes logits this many positions at a time
+  append_eos: bool = True             # end each response row with eos (official: False, none appended)
   # -- stages ------------------------------------------------------------------------------------
   schedule: str = "staged"            # 'staged' or 'mixed'
   stage_steps: tuple[tuple[str, int], ...] = (("imitation", 100), ("self_critic", 100),
@@ -100,6 +101,8 @@ class TrainConfig:
     for key in ("adam_b1", "adam_b2"):
       if not 0 <= getattr(self, key) < 1:
         raise _error(key, f"must be in [0, 1), got {getattr(self, key)!r}")
+    if not isinstance(self.append_eos, bool):
+      raise _error("append_eos", f"must be a bool, got {self.append_eos!r}")
     if self.max_len < 2:
       raise _error("max_len", f"must be >= 2, got {self.max_len}")
     if self.groups_per_batch % self.accum_steps:
