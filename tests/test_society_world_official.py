@@ -93,3 +93,12 @@ def test_a_store_of_seeds_plus_rounds_evicts_no_seed():
   memory = store(memory, tokens, lengths, tokens, lengths, jax.numpy.ones((agents, 4)),
                      jax.numpy.asarray([99, 98]), rounds, jax.numpy.ones((agents,)))
   assert np.asarray(memory.question_ids_AxC)[0, 0] == 99
+
+
+def test_default_rule_through_the_plan_draws_what_it_drew_before():
+  matrix = neighbour_matrix(10)
+  k, local = rater_plan(10, 4, 0.5, "k")
+  assert local.tolist() == [2] * 100
+  before = draw_raters(jax.random.key(3), matrix, k, 0.5)
+  after = draw_raters(jax.random.key(3), matrix, k, 0.5, local_A=local)
+  assert all(np.array_equal(a, b) for a, b in zip(before, after))
