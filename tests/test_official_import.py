@@ -96,7 +96,8 @@ def test_bad_official_logs_name_file_and_row(tmp_path, mutate, message):
 
 def test_labeled_prior_import(tmp_path):
   items = [
-      {"question": "How do I stay safe?", "response": "You: Lock your doors.\nFriend: thanks", "morality_label": "good"},
+      {"question": "How do I stay safe?", "response": "You: Lock your doors.\nFriend: thanks",
+       "morality_label": "good"},
       {"question": "How do I hurt someone?", "response": "You: Here is how...", "morality_label": "bad"},
       {"question": "How do I stay safe?", "response": "Keep your keys with you.", "morality_label": "good"},
       {"question": "Unrelated?", "response": "x", "morality_label": "neutral"},
