@@ -14,8 +14,12 @@ pieces tokenized one by one equal to the ids of the whole rendered text? Three c
   glued, text values  each slot's value tokenized with its glue (`chat.glued_pieces`): the rule's
                       result when every value is tokenized from text on the host;
   glued, generated    the same, but drafts, answers, reasons and remembered answers are generated
-                      token arrays in the round, so their glue stays a separate piece.
-Prints the share of prompts that differ per template and rule, and the boundaries that differ.
+                      token arrays in the round, so their glue stays a separate piece;
+  + edge tables       generated values keep their tokens except the first, re-tokenized with the
+                      left glue, and the last, with the right glue (what per-glue tables over the
+                      vocabulary would do in token space); generated values are modelled as the
+                      tokenization of their text.
+Prints how many prompts differ per template and case, and the boundaries that differ.
 """
 
 import argparse
@@ -52,6 +56,72 @@ class Encoder:
     return self.tok.encode(text, add_special_tokens=False)
 
 
+def edge_table_ids(encoder, pieces, memory_pieces, values, with_memory, generated):
+  """Ids assembled as the round could in token space with per-glue edge tables: a generated value
+  keeps its tokens, except its first token re-tokenized with the left glue and its last with the
+  right glue (tables over the vocabulary, one per glue string); text values are tokenized with
+  their glue; literals around an absent memory block as one text."""
+  dec = encoder.tok.decode
+
+  def value_ids(name, left, right):
+    value = values[name]
+    if name not in generated:
+      return encoder.encode(left + value + right)
+    toks = encoder.encode(value)
+    if len(toks) == 1:
+      return encoder.encode(left + dec(toks) + right)
+    return encoder.encode(left + dec(toks[:1])) + toks[1:-1] + encoder.encode(dec(toks[-1:]) + right)
+
+  def walk(pieces):
+    """[('text', str) | ('ids', list)], consecutive literals joined."""
+    out = []
+
+    def add(kind, x):
+      if kind == "text" and out and out[-1][0] == "text":
+        out[-1] = ("text", out[-1][1] + x)
+      else:
+        out.append((kind, x))
+
+    for part in pieces:
+      if part[0] == "text":
+        add("text", part[1])
+        continue
+      _, name, left, right = part
+      if name != "memory":
+        add("ids", value_ids(name, left, right))
+      elif not with_memory:
+        add("text", left + right)
+      else:
+        inner = walk(memory_pieces)  # starts and ends with a literal, which takes the glue
+        assert inner[0][0] == "text" and inner[-1][0] == "text"
+        inner[0] = ("text", left + inner[0][1])
+        inner[-1] = ("text", inner[-1][1] + right)
+        out.append(("ids", []))  # the block's literals are separate pieces from the ones around it
+        out.extend(inner)
+        out.append(("ids", []))
+    return out
+
+  ids = []
+  for kind, x in walk(pieces):
+    ids += encoder.encode(x) if kind == "text" else x
+  return ids
+
+
+def boundary_class(left: str, right: str) -> str:
+  if left.endswith(" ") and not right[:1].isspace():
+    return "space before a word/number"
+  if left[-1:].isspace() or right[:1].isspace():
+    return "whitespace run split"
+  if not left[-1:].isalnum() and not right[:1].isalnum():
+    return "punctuation run split"
+  return "other"
+
+
+def fill(template, memory_template, values, with_memory):
+  values = dict(values, memory=memory_template.format(**values) if with_memory else "")
+  return chat._SLOT.sub(lambda m: values[m.group(1)], template)
+
+
 def main():
   ap = argparse.ArgumentParser()
   ap.add_argument("--tokenizer", help="checkpoint directory (tokenizer.json + its chat template)")
@@ -83,7 +153,7 @@ def main():
         answers.append(a["text"])
         critiques.append(a["critique"])
 
-  rules = ("plain", "glued, text values", "glued, generated")
+  rules = ("plain", "glued, text values", "glued, generated", "+ edge tables")
   generated = ("draft", "answer", "reasons", "prev_a")  # token arrays in the round: their glue stays apart
   memory_pieces = {"plain": chat.plain_pieces(raw.memory), "glued": chat.glued_pieces(encoder, raw.memory)}
   prompt_pieces = {f: {"plain": chat.plain_pieces(getattr(wrapped, f)),
@@ -91,6 +161,8 @@ def main():
   print(f"tokenizer: {name}; {len(questions)} red-team questions; memory block in every other prompt")
   print(f"{'template':22s}" + "".join(f"{r:>22s}" for r in rules))
   where = {r: collections.Counter() for r in rules}
+  classes = {r: collections.Counter() for r in rules}
+  boundaries = collections.Counter()
   totals = collections.Counter()
   for field in chat.PROMPT_ROLES:
     differ = collections.Counter()
@@ -103,6 +175,12 @@ def main():
       for rule in rules:
         kind = "plain" if rule == "plain" else "glued"
         values = dict(text_values)
+        if rule == "+ edge tables":
+          whole = encoder.encode(fill(getattr(wrapped, field), raw.memory, values, i % 2 == 1))
+          ids = edge_table_ids(encoder, prompt_pieces[field]["glued"], memory_pieces["glued"], values, i % 2 == 1,
+                               generated)
+          differ[rule] += ids != whole
+          continue
         if rule == "glued, generated":
           values.update({k: ("tokens", values[k]) for k in generated})
         join = rule != "plain"
@@ -110,13 +188,18 @@ def main():
         texts = chat.piece_texts(prompt_pieces[field][kind], values, join)
         bad = chat.boundary_mismatches(encoder, texts)
         differ[rule] += bool(bad)
+        boundaries[rule] += len(texts) - 1
         for b in bad:
           where[rule][(field, texts[b - 1][-14:], texts[b][:14]) if b else (field, "?", "?")] += 1
+          classes[rule][boundary_class(texts[b - 1], texts[b]) if b else "assembly only"] += 1
     totals.update(differ)
     print(f"{field:22s}" + "".join(f"{differ[r]:>14d} / {len(questions):<5d}" for r in rules))
   n = len(questions) * len(chat.PROMPT_ROLES)
   print(f"{'all prompts':22s}" + "".join(f"{totals[r]:>14d} / {n:<5d}" for r in rules))
-  for rule in rules:
+  for rule in rules[:3]:
+    print(f"\n{rule}: {sum(classes[rule].values())} of {boundaries[rule]} piece boundaries differ: "
+          + ", ".join(f"{k} {v}" for k, v in classes[rule].most_common()))
+  for rule in rules[:3]:
     print(f"\n{rule}: boundaries that differ (count, template, left piece end | right piece start)")
     for (field, left, right), count in where[rule].most_common(8):
       print(f"  {count:4d}  {field:20s} {left!r} | {right!r}")
