@@ -46,6 +46,27 @@ def test_paper_arms_share_one_budget_and_ablations_are_arms():
                                                                            "sa_all_stages"]
 
 
+def test_smollm2_config_is_well_formed_at_both_sizes():
+  """The real run's config (its GGUF checkpoint is not loaded here): every section validates."""
+  from configs.reproduce_smollm2 import CHECKPOINT
+  from configs.reproduce_smollm2 import get_config as smollm2_config
+  from sandbox_jax.pipeline.simulate import society_config
+  from sandbox_jax.training import TrainConfig
+
+  for size in ("cpu", "gpu"):
+    config = smollm2_config(f"size={size},data=/data/bb")
+    society_config(config.society)
+    assert TrainConfig.from_dict(config.train).total_steps > 0
+    assert [name for name, _ in resolve_arms(config)] == [name for name, _ in paper_arms()]
+    assert config.checkpoint == CHECKPOINT and config.reproduce.seeds == [0, 1, 2]
+    assert set(config.reproduce.benchmarks) == {"hhh_alignment", "bigbench_truthfulqa_mc1", "bigbench_truthfulqa_mc2",
+                                                "moral_permissibility", "simple_ethical_questions"}
+  assert smollm2_config("size=gpu").train.groups_per_batch > smollm2_config("").train.groups_per_batch
+  assert [n for n, _ in resolve_arms(smollm2_config("arms=responses,only=sa_responses_2"))] == ["sa_responses_2"]
+  with pytest.raises(ValueError, match="config argument size='tpu'"):
+    smollm2_config("size=tpu")
+
+
 def test_bad_arms_name_the_config_key():
   config = get_config()
   config.reproduce.arms = [["base", None], ["x", {"ratio": -1.0}]]
