@@ -134,7 +134,8 @@ def micro_inputs(tmp_path_factory):
 
 def _command(workdir, checkpoint, data_dir, only=""):
   return [sys.executable, "-m", "sandbox_jax.main", "reproduce",
-          f"--config={REPO / 'configs' / 'reproduce_tiny.py'}:runlocal,data={data_dir}" + (f",only={only}" if only else ""),
+          f"--config={REPO / 'configs' / 'reproduce_tiny.py'}:runlocal,data={data_dir}"
+          + (f",only={only}" if only else ""),
           f"--config.workdir={workdir}", f"--config.checkpoint={checkpoint}",
           f"--config.reproduce.transcript={TRANSCRIPT}", "--config.reproduce.max_questions=1",
           "--config.train.stage_steps.imitation=3", "--config.train.stage_steps.self_critic=3"]
@@ -219,4 +220,7 @@ def test_micro_reproduce_killed_and_resumed_gives_the_uninterrupted_outputs(micr
   config.reproduce.update(transcript=str(TRANSCRIPT), max_questions=1, max_new_tokens=5)
   config.train.stage_steps.update(imitation=3, self_critic=3)
   with pytest.raises(ValueError, match="base/seed_0/DONE.json: this run finished with another setup"):
+    run_reproduce(config, make_mesh({"data": 1}, devices=[jax.devices()[0]]))
+  config.reproduce.update(max_new_tokens=4, transcript=str(root / "another_transcript.jsonl"))
+  with pytest.raises(ValueError, match="use a new workdir for another society"):
     run_reproduce(config, make_mesh({"data": 1}, devices=[jax.devices()[0]]))

@@ -18,13 +18,17 @@
 Budget: every trained arm starts from the same model and takes the same `train` batches
 (groups_per_batch × max_responses rows of max_len tokens) for the same number of optimizer steps —
 the baselines (SFT on the best response, DPO, RRHF) and Stable Alignment mixed see all records
-shuffled for `sum(stage_steps)` steps, Stable Alignment staged spends the same steps stage by stage.
-The tokens each run fed are recorded (sum of the trainer's per-step `tokens`). Ablations that change
-`max_responses` change the rows per group by design.
+shuffled for `sum(stage_steps)` steps, Stable Alignment staged spends the same steps stage by stage
+(the trainer skips a stage the records have no groups for, so the report lists the steps each run
+took). The tokens each run fed are recorded (sum of the trainer's per-step `tokens`). Ablations that
+change `max_responses` change the rows per group by design.
 
 Resumable arm by arm: `<workdir>/arms/<arm>/seed_<s>/` holds the trainer's workdir (which resumes
 from its own checkpoints), `eval.json`, and `DONE.json` written last; a rerun skips finished arm ×
-seed runs and resumes an interrupted one. The report is rebuilt from the files every time.
+seed runs and resumes an interrupted one. The report is rebuilt from the files every time. Each
+DONE.json keeps the run's setup (train config and seed, start model, records, docs, questions,
+generation settings); a finished run whose setup differs from the config's is refused rather than
+mixed into the table.
 
 Statistics (`column_stats`, `paired_test`): items are the benchmark docs or held-out questions, the
 same for every arm. An arm's item score is its mean over seeds. CI: percentile bootstrap of the
@@ -34,6 +38,7 @@ two arms; their mean with a paired-bootstrap 95% CI, and a two-sided sign-flip p
 marked only when its CI lies entirely beyond every other arm's CI.
 """
 
+import hashlib
 import json
 import math
 from pathlib import Path
@@ -239,6 +244,11 @@ def _prepare(config, workdir: Path, mesh, tokenizer) -> tuple[Path, Path]:
     start_dir = Path(stages.read_done(workdir, "warmup")["model"])
   else:
     raise ValueError("config: set `checkpoint` to the start model, or enable `warmup` for a random tiny model")
+  if stages.is_done(workdir, "society") and spec.get("transcript"):
+    done = stages.read_done(workdir, "society")
+    if done["transcript"] != str(spec.transcript):
+      raise ValueError(f"config key reproduce.transcript: {spec.transcript} but {workdir}/society/DONE.json took "
+                       f"{done['transcript']}; use a new workdir for another society")
   if not stages.is_done(workdir, "society"):
     if spec.get("transcript"):
       transcript = Path(spec.transcript)
@@ -287,12 +297,18 @@ def _questions(spec) -> list[str]:
   return questions[:limit] if limit else questions
 
 
-def evaluation_fingerprint(spec, docs, questions, start_dir: Path) -> dict:
-  """What an arm's numbers depend on besides its training: kept in DONE.json, checked on resume."""
+def _sha256(text: str) -> str:
+  return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def evaluation_fingerprint(spec, docs, questions, start_dir: Path, records_path: Path) -> dict:
+  """What an arm's numbers depend on besides its train config: kept in DONE.json, checked on resume."""
   tasks: dict[str, int] = {}
   for doc in docs:
     tasks[doc.task] = tasks.get(doc.task, 0) + 1
-  return {"start": str(start_dir), "tasks": tasks, "questions": len(questions),
+  return {"start": str(start_dir), "records_sha256": hashlib.sha256(records_path.read_bytes()).hexdigest(),
+          "tasks": tasks, "docs_sha256": _sha256(json.dumps([[d.context, d.choices, d.gold] for d in docs])),
+          "questions": len(questions), "questions_sha256": _sha256(json.dumps(questions)),
           "adversarial": bool(spec.adversarial), "prompt_template": str(spec.prompt_template),
           "max_new_tokens": int(spec.max_new_tokens), "observer": str(spec.get("observer") or "")}
 
@@ -329,7 +345,7 @@ def run_reproduce(config, mesh) -> Path:
     observer = InferenceEngine(_load_stage_model(config, observer_dir, mesh), tokenizer, mesh)
   groups = group_records(read_records(records_path))
 
-  eval_setup = evaluation_fingerprint(spec, docs, questions, start_dir)
+  eval_setup = evaluation_fingerprint(spec, docs, questions, start_dir, records_path)
   for arm, train_dict in arms:
     for seed in (seeds if train_dict is not None else seeds[:1]):
       name = f"arms/{arm}/seed_{seed}"
@@ -345,11 +361,11 @@ def run_reproduce(config, mesh) -> Path:
           cfg = TrainConfig.from_dict({**train_dict, "seed": seed})
           result = train(cfg, _load_stage_model(config, start_dir, mesh), tokenizer, groups, run_dir / "train",
                          mesh=mesh, progress=False)
-          rows = read_metrics(run_dir / "train")
+          # from metrics.jsonl, not result.final_metrics: a run killed after its last step resumes with no step
+          rows = [r for r in read_metrics(run_dir / "train") if "loss" in r]
           model_dir = result.export_dir
           summary.update(steps=result.steps, stages=[list(s) for s in result.stages],
-                         final_loss=float(result.final_metrics["loss"]),
-                         losses=[float(r["loss"]) for r in rows if "loss" in r],
+                         final_loss=float(rows[-1]["loss"]), losses=[float(r["loss"]) for r in rows],
                          tokens=int(sum(r.get("tokens", 0) for r in rows)))
       _log(f"{arm} seed {seed}: evaluating")
       with stages.Timer() as t_eval:
@@ -357,8 +373,9 @@ def run_reproduce(config, mesh) -> Path:
         evaluation = evaluate_items(engine, observer, docs, questions, templates, spec, int(config.seed))
       if is_primary():
         atomic_write_text(run_dir / "eval.json", json.dumps(evaluation) + "\n")
-      stages.mark_done(workdir, name, {**summary, "setup": setup, "model": str(model_dir), "train_seconds": round(t_train.seconds, 2),
-                                       "eval_seconds": round(t_eval.seconds, 2)}, t_train.seconds + t_eval.seconds)
+      summary.update(setup=setup, model=str(model_dir), train_seconds=round(t_train.seconds, 2),
+                     eval_seconds=round(t_eval.seconds, 2))
+      stages.mark_done(workdir, name, summary, t_train.seconds + t_eval.seconds)
   report = workdir / "report" / "reproduction.md"
   if is_primary():
     tables = build_report(config, workdir, arms, seeds, docs)
