@@ -26,6 +26,3 @@ def load_hhh_alignment(path) -> list[MultipleChoiceDoc]:
 
 def _load_subtask(path: pathlib.Path) -> list[MultipleChoiceDoc]:
   return load_bigbench_json(path, lambda data: f"hhh_alignment:{data.get('name') or path.parent.name}")
-
-
-
