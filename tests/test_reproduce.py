@@ -141,13 +141,16 @@ def _command(workdir, checkpoint, data_dir, only=""):
           "--config.train.stage_steps.imitation=3", "--config.train.stage_steps.self_critic=3"]
 
 
-def _env():
+def _env(root):
+  """One CPU device per process; the processes share a persistent compilation cache (the first run
+  compiles, the killed and the resumed run load the same executables: less than half the time)."""
   return {**os.environ, "PYTHONPATH": str(REPO), "XLA_FLAGS": "--xla_force_host_platform_device_count=1",
-          "HF_HUB_OFFLINE": "1", "JAX_PLATFORMS": "cpu"}
+          "HF_HUB_OFFLINE": "1", "JAX_PLATFORMS": "cpu", "JAX_COMPILATION_CACHE_DIR": str(root / "jax_cache"),
+          "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0", "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0"}
 
 
 def _run(command, cwd):
-  done = subprocess.run(command, capture_output=True, text=True, env=_env(), cwd=cwd, timeout=600)
+  done = subprocess.run(command, capture_output=True, text=True, env=_env(cwd), cwd=cwd, timeout=600)
   assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
 
 
@@ -173,7 +176,7 @@ def test_micro_reproduce_killed_and_resumed_gives_the_uninterrupted_outputs(micr
   reference, killed = root / "reference", root / "killed"
   _run(_command(reference, checkpoint, data_dir, only=TRAINED), root)
 
-  process = subprocess.Popen(_command(killed, checkpoint, data_dir), env=_env(), cwd=root,
+  process = subprocess.Popen(_command(killed, checkpoint, data_dir), env=_env(root), cwd=root,
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
   deadline = time.monotonic() + 300
   while process.poll() is None and not _checkpoint_steps(killed) and time.monotonic() < deadline:
