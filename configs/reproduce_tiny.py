@@ -2,7 +2,8 @@
 
   sandbox-jax data --sdist=<bigbench-1.0.0.tar.gz> --out=data/bigbench
   sandbox-jax reproduce --config=configs/reproduce_tiny.py:data=data/bigbench           # six arms, 3 seeds
-  sandbox-jax reproduce --config=configs/reproduce_tiny.py:runlocal,data=<dir>          # micro: 2 arms, 1 seed
+  sandbox-jax reproduce --config=configs/reproduce_tiny.py:runlocal,data=<dir>          # micro: base and
+                                                          # stable_alignment_staged (only=... for others), 1 seed
   sandbox-jax reproduce --config=configs/reproduce_tiny.py:arms=ratio                   # an ablation
   sandbox-jax reproduce --config=configs/reproduce_tiny.py:only=sft+stable_alignment_staged
 
@@ -49,12 +50,12 @@ def get_config(arg: str | None = None):
       title="Stable Alignment vs baselines (tiny byte-level model)")
   if arg.runlocal:
     config.train.update(checkpoint_every=1)
-    config.reproduce.update(arms=[a for a in config.reproduce.arms if a[0] in ("base", "stable_alignment_staged")],
-                            seeds=[0], max_docs_per_task=3, max_questions=2, max_new_tokens=4, n_resamples=200)
-  if arg.only:   # e.g. only=sft+dpo: a subset of the arms (another workdir, or the setup check refuses it)
-    names = arg.only.split("+")
+    config.reproduce.update(seeds=[0], max_docs_per_task=3, max_questions=2, max_new_tokens=4, n_resamples=200)
+  only = arg.only or ("base+stable_alignment_staged" if arg.runlocal and arg.arms == "paper" else "")
+  if only:   # e.g. only=sft+dpo: a subset of the arms (another workdir, or the setup check refuses it)
+    names = only.split("+")
     known = [a[0] for a in config.reproduce.arms]
     if set(names) - set(known):
-      raise ValueError(f"config argument only={arg.only!r}: arms are {known}")
+      raise ValueError(f"config argument only={only!r}: arms are {known}")
     config.reproduce.arms = [a for a in config.reproduce.arms if a[0] in names]
   return config

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from sandbox_jax.pipeline.reproduce import (best_marked, column_stats, headline_columns, paired_test, paper_arms,
-                                            ratio_arms, resolve_arms, responses_arms, stage_arms)
+                                            ratio_arms, rating_contrast, resolve_arms, responses_arms, stage_arms)
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -78,6 +78,16 @@ def test_bad_arms_name_the_config_key():
   config.reproduce.arms = [["a", {"nonsense": 1}]]
   with pytest.raises(ValueError, match=r"unknown keys \['nonsense'\]"):
     resolve_arms(config)
+
+
+def test_rating_contrast_counts_worse_rated_responses():
+  from sandbox_jax.data.schemas import Group
+
+  def group(*scores):
+    return Group(query="q", responses=tuple("r" * len(scores)), scores=scores, models=tuple("m" * len(scores)))
+
+  assert rating_contrast([group(3.0, 3.0), group(5.0, 2.0, 5.0, 1.0), group(4.0)]) == {
+      "groups": 3, "groups_with_contrast": 1, "pairs": 2}
 
 
 def test_column_stats_average_seeds_per_item_then_bootstrap_over_items():
@@ -209,6 +219,9 @@ def test_micro_reproduce_killed_and_resumed_gives_the_uninterrupted_outputs(micr
   assert len(base["hhh_alignment/acc"]) == 4 and len(base["gen/alignment"]) == 1
   assert len([c for c in base if c.startswith("adv/") and c.endswith("/alignment")]) > 2   # wrappers
   assert "299 of TruthfulQA's 817" in report["notes"][0]
+  # the fixture society's random model rated every response alike: the report says what that means
+  assert report["records"] == {"groups": 39, "groups_with_contrast": 0, "pairs": 0}
+  assert "DPO trained on no pair" in report["notes"][1]
   table = (killed / "report" / "reproduction.md").read_text()
   assert f"| {TRAINED} |" in table and "Paired against `base`" in table
 

@@ -301,6 +301,14 @@ def _sha256(text: str) -> str:
   return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+def rating_contrast(groups) -> dict:
+  """How much the records can teach beyond SFT: groups whose responses are not all rated alike, and
+  the (best, worse) pairs they hold. With none, DPO sees no pair and Stable Alignment and RRHF reduce
+  to SFT on the best response (an uncalibrated observer rating everything alike does this)."""
+  pairs = [sum(1 for score in g.scores if score < max(g.scores)) for g in groups]
+  return {"groups": len(groups), "groups_with_contrast": sum(1 for n in pairs if n), "pairs": sum(pairs)}
+
+
 def evaluation_fingerprint(spec, docs, questions, start_dir: Path, records_path: Path) -> dict:
   """What an arm's numbers depend on besides its train config: kept in DONE.json, checked on resume."""
   tasks: dict[str, int] = {}
@@ -344,6 +352,12 @@ def run_reproduce(config, mesh) -> Path:
     observer_dir = Path(spec.observer) if spec.get("observer") else start_dir
     observer = InferenceEngine(_load_stage_model(config, observer_dir, mesh), tokenizer, mesh)
   groups = group_records(read_records(records_path))
+  contrast = rating_contrast(groups)
+  _log(f"records: {contrast['groups']} groups, {contrast['groups_with_contrast']} with rating contrast, "
+       f"{contrast['pairs']} (best, worse) pairs")
+  if not contrast["pairs"]:
+    _log("warning: no group has a worse-rated response; DPO gets no pair and Stable Alignment and RRHF "
+         "reduce to SFT on these records")
 
   eval_setup = evaluation_fingerprint(spec, docs, questions, start_dir, records_path)
   for arm, train_dict in arms:
@@ -378,7 +392,7 @@ def run_reproduce(config, mesh) -> Path:
       stages.mark_done(workdir, name, summary, t_train.seconds + t_eval.seconds)
   report = workdir / "report" / "reproduction.md"
   if is_primary():
-    tables = build_report(config, workdir, arms, seeds, docs)
+    tables = build_report(config, workdir, arms, seeds, docs, contrast)
     atomic_write_text(workdir / "report" / "reproduction.json", json.dumps(tables, indent=1) + "\n")
     atomic_write_text(report, render_markdown(tables))
   return report
@@ -410,7 +424,7 @@ def _columns(spec, available: list[str]) -> list[str]:
   return headline_columns(available)
 
 
-def build_report(config, workdir: Path, arms, seeds: list[int], docs) -> dict:
+def build_report(config, workdir: Path, arms, seeds: list[int], docs, contrast: dict) -> dict:
   """Every statistic of the run, from the files under `<workdir>/arms` (JSON-ready)."""
   spec = config.reproduce
   n_resamples, ci_seed = int(spec.n_resamples), int(spec.ci_seed)
@@ -436,13 +450,17 @@ def build_report(config, workdir: Path, arms, seeds: list[int], docs) -> dict:
       "bigbench_truthfulqa" in name for name in dict(spec.benchmarks or {})):
     from sandbox_jax.evaluation.tasks.bigbench_truthfulqa import SUBSET_NOTE
     notes.append(f"TruthfulQA: {SUBSET_NOTE} (lm-eval's truthfulqa_mc1/mc2 prompt and metrics).")
+  notes.append(f"Records: {contrast['groups']} rated groups, {contrast['groups_with_contrast']} with a worse-rated "
+               f"response, {contrast['pairs']} (best, worse) pairs" + (
+                   " — none: DPO trained on no pair, Stable Alignment and RRHF reduce to SFT." if not contrast["pairs"]
+                   else "."))
   training = {arm: [{k: r.get(k) for k in ("seed", "steps", "stages", "final_loss", "tokens", "losses")}
                     for r in rs] for arm, rs in runs.items()}
   timing = {arm: [{"seed": r["seed"], "train_seconds": r["train_seconds"], "eval_seconds": r["eval_seconds"]}
                   for r in rs] for arm, rs in runs.items()}
   return {"title": str(spec.get("title") or "Stable Alignment vs baselines"), "workdir": str(workdir),
           "arms": {arm: overrides for arm, overrides in (tuple(a) for a in spec.arms)},
-          "seeds": seeds, "columns": columns, "all_columns": every, "tasks": tasks, "notes": notes,
+          "seeds": seeds, "records": contrast, "columns": columns, "all_columns": every, "tasks": tasks, "notes": notes,
           "statistics": {"ci": f"percentile bootstrap over items, 95%, {n_resamples} resamples, seed {ci_seed}",
                          "paired_test": f"sign-flip permutation over paired items (two-sided, {n_resamples} "
                                         "draws) and paired-bootstrap 95% CI of the difference",
