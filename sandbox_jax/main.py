@@ -8,6 +8,10 @@ Commands:
   export    write the configured model as a Hugging Face checkpoint directory (--out).
   plan      per-device memory of the train step and the society round, compiled on abstract shapes
             (nothing allocated), and the largest batch that fits --device_memory_gb.
+  data      extract BIG-bench's alignment task files from the bigbench==1.0.0 sdist (--sdist=<tar.gz>, or
+            --download into --cache_dir) into --out (default data/bigbench); see evaluation/tasks/bigbench_extract.py.
+  reproduce the paper's comparison: base, SFT, DPO, RRHF, Stable Alignment staged/mixed (and ablation arms) on
+            one society's records, N seeds each, evaluated and tabulated with CIs (pipeline/reproduce.py).
   sweep     the config's hyper-grid (its sweep()): one command per point (dry run), or --launch to run
             them one after another and tabulate their final metrics (sandbox_jax/sweep.py).
 """
@@ -25,6 +29,9 @@ _DRY_RUN = flags.DEFINE_bool("dry_run", False, "sweep: only print the commands, 
 _LAUNCHER = flags.DEFINE_string("launcher", "", "sweep: command prefix that runs a point, e.g. "
                                 "'launch/local.sh --processes 2 --' (default: sandbox-jax).")
 _SWEEP_COMMAND = flags.DEFINE_string("sweep_command", "pipeline", "sweep: the command every point runs.")
+_SDIST = flags.DEFINE_string("sdist", None, "data: the bigbench-1.0.0.tar.gz source distribution.")
+_DOWNLOAD = flags.DEFINE_bool("download", False, "data: pip download the sdist into --cache_dir first.")
+_CACHE_DIR = flags.DEFINE_string("cache_dir", "data/cache", "data: where --download puts the sdist.")
 _DEVICE_MEMORY_GB = flags.DEFINE_float(
     "device_memory_gb", None, "plan: GiB per device to fit (default: config.hardware.device_memory_gb, else "
     "what the device reports, else 16).")
@@ -125,8 +132,29 @@ def cmd_sweep(config):
     sys.exit(1)
 
 
+def cmd_data(config):
+  import json
+
+  from sandbox_jax.evaluation.tasks.bigbench_extract import download_sdist, extract_bigbench
+
+  del config
+  if bool(_SDIST.value) == _DOWNLOAD.value:
+    raise app.UsageError("data needs exactly one of --sdist=<bigbench-1.0.0.tar.gz> or --download")
+  sdist = download_sdist(_CACHE_DIR.value) if _DOWNLOAD.value else _SDIST.value
+  out = _OUT.value or "data/bigbench"
+  manifest = extract_bigbench(sdist, out)
+  print(json.dumps({"out": out, "files": sorted(manifest["files"])}, indent=2))
+
+
+def cmd_reproduce(config):
+  from sandbox_jax.pipeline.reproduce import run_reproduce
+
+  _say(run_reproduce(config, _setup(config)))
+
+
 COMMANDS = {"pipeline": cmd_pipeline, "simulate": cmd_simulate, "records": cmd_records, "info": cmd_info,
-            "export": cmd_export, "plan": cmd_plan, "sweep": cmd_sweep}
+            "export": cmd_export, "plan": cmd_plan, "sweep": cmd_sweep,
+            "data": cmd_data, "reproduce": cmd_reproduce}
 
 
 def main(argv):

@@ -5,6 +5,10 @@ a scorer computes `loglikelihood(doc.context, choice)` for each `doc.choices` en
 `sandbox_jax.evaluation.metrics.summarize` turns those into lm-eval's metrics.
 """
 
+from sandbox_jax.evaluation.tasks.bigbench_json import (load_bigbench_json, load_moral_permissibility,
+                                                        load_simple_ethical_questions)
+from sandbox_jax.evaluation.tasks.bigbench_truthfulqa import (load_bigbench_truthfulqa_mc1,
+                                                              load_bigbench_truthfulqa_mc2)
 from sandbox_jax.evaluation.tasks.doc import MultipleChoiceDoc, TaskFormatError, UnknownTaskError
 from sandbox_jax.evaluation.tasks.ethics import (load_ethics_cm, load_ethics_deontology,
                                                  load_ethics_justice, load_ethics_utilitarianism,
@@ -23,6 +27,9 @@ __all__ = [
     "TASKS",
     "TaskFormatError",
     "UnknownTaskError",
+    "load_bigbench_json",
+    "load_bigbench_truthfulqa_mc1",
+    "load_bigbench_truthfulqa_mc2",
     "load_ethics_cm",
     "load_ethics_deontology",
     "load_ethics_justice",
@@ -30,7 +37,9 @@ __all__ = [
     "load_ethics_virtue",
     "load_hh_rlhf",
     "load_hhh_alignment",
+    "load_moral_permissibility",
     "load_moral_stories",
+    "load_simple_ethical_questions",
     "load_task",
     "load_truthfulqa_mc1",
     "load_truthfulqa_mc2",

@@ -2,6 +2,9 @@
 
 from collections.abc import Callable
 
+from sandbox_jax.evaluation.tasks.bigbench_json import load_moral_permissibility, load_simple_ethical_questions
+from sandbox_jax.evaluation.tasks.bigbench_truthfulqa import (load_bigbench_truthfulqa_mc1,
+                                                              load_bigbench_truthfulqa_mc2)
 from sandbox_jax.evaluation.tasks.doc import MultipleChoiceDoc, UnknownTaskError
 from sandbox_jax.evaluation.tasks.ethics import (load_ethics_cm, load_ethics_deontology,
                                                  load_ethics_justice, load_ethics_utilitarianism,
@@ -24,6 +27,11 @@ TASKS: dict[str, Loader] = {
     "ethics_virtue": load_ethics_virtue,
     "moral_stories": load_moral_stories,
     "hh_rlhf": load_hh_rlhf,
+    # BIG-bench files from `sandbox-jax data` (bigbench_extract.bigbench_tasks maps a data dir to these)
+    "bigbench_truthfulqa_mc1": load_bigbench_truthfulqa_mc1,
+    "bigbench_truthfulqa_mc2": load_bigbench_truthfulqa_mc2,
+    "moral_permissibility": load_moral_permissibility,
+    "simple_ethical_questions": load_simple_ethical_questions,
 }
 
 
