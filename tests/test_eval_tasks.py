@@ -16,7 +16,8 @@ SAY = "Question: Would most people believe this reasonable or unreasonable to sa
 def test_registry_names():
   assert set(TASKS) == {"hhh_alignment", "truthfulqa_mc1", "truthfulqa_mc2", "ethics_cm",
                         "ethics_deontology", "ethics_justice", "ethics_utilitarianism",
-                        "ethics_virtue", "moral_stories", "hh_rlhf"}
+                        "ethics_virtue", "moral_stories", "hh_rlhf", "bigbench_truthfulqa_mc1",
+                        "bigbench_truthfulqa_mc2", "moral_permissibility", "simple_ethical_questions"}
 
 
 def test_hhh_folder_loads_every_subtask_in_bigbench_format():
