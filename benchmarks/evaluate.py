@@ -1,7 +1,7 @@
 """Multiple-choice scoring throughput: our `InferenceEngine.score` vs `transformers` PyTorch, same
 weights, same requests, CPU.
 
-  python benchmarks/evaluate.py
+  python benchmarks/evaluate.py [--host-json host.json]
 
 A request is one (context, choice) pair, as `evaluation.mc_eval` sends them: DOCS docs with CHOICES
 choices each, random token contexts and choices of mixed lengths, sorted by length and sent in chunks
@@ -10,6 +10,7 @@ bucket); PyTorch pads to the chunk's longest row and sums the choice tokens' log
 scored choices/s of both, the ratio, and the largest log-likelihood difference between the two.
 """
 
+import argparse
 import sys
 import tempfile
 from pathlib import Path
@@ -19,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from benchmarks.common import machine, timeit, torch_llama, torch_to_ours  # noqa: E402
+from benchmarks.common import add_host_args, report_host, timeit, torch_llama, torch_to_ours  # noqa: E402
 from sandbox_jax.inference import InferenceEngine  # noqa: E402
 from sandbox_jax.model import ByteTokenizer, ModelConfig  # noqa: E402
 
@@ -76,8 +77,11 @@ def theirs(model, pairs) -> np.ndarray:
 
 
 def main():
+  parser = argparse.ArgumentParser()
+  add_host_args(parser)
+  args = parser.parse_args()
   torch.set_num_threads(max(1, torch.get_num_threads()))
-  print(f"machine: {machine()}; torch {torch.__version__} with {torch.get_num_threads()} threads")
+  report_host(args.host_json)
   print(f"multiple-choice scoring: {DOCS} docs x {CHOICES} choices, contexts {CONTEXT_TOKENS[0]}-"
         f"{CONTEXT_TOKENS[1] - 1} tokens, choices {CHOICE_TOKENS[0]}-{CHOICE_TOKENS[1] - 1} tokens, "
         f"chunks of {BATCH}, fp32\n")

@@ -1,10 +1,11 @@
 """Forward-pass tokens/s: our Flax model vs `transformers` PyTorch, same weights, same inputs, CPU.
 
-  python benchmarks/forward.py
+  python benchmarks/forward.py [--host-json host.json]
 
 Prints one row per model size with both throughputs and the ratio.
 """
 
+import argparse
 import sys
 import tempfile
 from pathlib import Path
@@ -16,7 +17,7 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from benchmarks.common import machine, timeit, torch_llama, torch_to_ours  # noqa: E402
+from benchmarks.common import add_host_args, report_host, timeit, torch_llama, torch_to_ours  # noqa: E402
 from sandbox_jax.model import ModelConfig  # noqa: E402
 
 SIZES = {
@@ -29,8 +30,11 @@ BATCH, LENGTH = 8, 256
 
 
 def main():
+  parser = argparse.ArgumentParser()
+  add_host_args(parser)
+  args = parser.parse_args()
   torch.set_num_threads(max(1, torch.get_num_threads()))
-  print(f"machine: {machine()}; torch {torch.__version__} with {torch.get_num_threads()} threads")
+  report_host(args.host_json)
   print(f"forward pass, batch {BATCH} x {LENGTH} tokens, fp32\n")
   print(f"{'model':14s} {'params':>9s} {'ours tok/s':>12s} {'torch tok/s':>12s} {'ratio':>7s}")
   for name, cfg in SIZES.items():

@@ -19,7 +19,8 @@ import jax  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from benchmarks.common import machine, measured_peak_flops, timeit, torch_llama, torch_to_ours  # noqa: E402
+from benchmarks.common import (add_host_args, measured_peak_flops, report_host, timeit, torch_llama,  # noqa: E402
+                               torch_to_ours)
 from sandbox_jax.inference import InferenceEngine  # noqa: E402
 from sandbox_jax.model import KVCache, ModelConfig  # noqa: E402
 
@@ -50,11 +51,12 @@ def decode_flops_per_token(cfg: ModelConfig, context: int) -> float:
 def main():
   parser = argparse.ArgumentParser()
   parser.add_argument("--quick", action="store_true")
+  add_host_args(parser)
   args = parser.parse_args()
   batches = (1, 64) if args.quick else (1, 16, 64, 256)
   sizes = dict(list(SIZES.items())[:1]) if args.quick else SIZES
   peak = measured_peak_flops()
-  print(f"machine: {machine()}; torch {torch.__version__}, {torch.get_num_threads()} threads")
+  report_host(args.host_json)
   print(f"measured matmul peak: {peak / 1e9:.1f} GFLOP/s (fp32, 2048^3 jitted matmul)")
   print(f"greedy, prompts of {PROMPT_LEN} tokens, {NEW_TOKENS} new tokens, fp32\n")
   print(f"{'model':13s} {'batch':>5s} {'ours tok/s':>11s} {'torch tok/s':>12s} {'ratio':>7s} "

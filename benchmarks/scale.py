@@ -31,7 +31,7 @@ import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
 from benchmarks import society, train  # noqa: E402
-from benchmarks.common import machine, measured_peak_flops, timeit  # noqa: E402
+from benchmarks.common import add_host_args, measured_peak_flops, report_host, timeit  # noqa: E402
 from sandbox_jax.model import create_model  # noqa: E402
 from sandbox_jax.parallel import make_mesh  # noqa: E402
 
@@ -88,10 +88,11 @@ def train_devices(counts, peak: float):
 def main():
   parser = argparse.ArgumentParser()
   parser.add_argument("--quick", action="store_true")
+  add_host_args(parser)
   args = parser.parse_args()
+  report_host(args.host_json)
   peak = measured_peak_flops()
-  print(f"machine: {machine()}; {len(jax.devices())} devices; measured matmul peak {peak / 1e9:.1f} GFLOP/s "
-        f"(fp32, 2048^3 jitted matmul)\n")
+  print(f"{len(jax.devices())} devices; measured matmul peak {peak / 1e9:.1f} GFLOP/s (fp32, 2048^3 jitted matmul)\n")
   society_worlds((1, 4) if args.quick else (1, 4, 16), 2, peak)
   train_devices((1, 8) if args.quick else (1, 2, 4, 8), peak)
 

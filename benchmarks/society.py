@@ -45,7 +45,7 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
-from benchmarks.common import machine, measured_peak_flops  # noqa: E402
+from benchmarks.common import add_host_args, measured_peak_flops, report_host  # noqa: E402
 from sandbox_jax.data.seed_corpus import seed_questions  # noqa: E402
 from sandbox_jax.inference.generate import generate_tokens  # noqa: E402
 from sandbox_jax.inference.rating import rate  # noqa: E402
@@ -421,6 +421,7 @@ def main():
                       help="agents timed agent by agent (default: all 100; --quick: 10, extrapolated)")
   parser.add_argument("--memory-fraction", type=float, default=0.8,
                       help="skip a scaling size whose estimated peak memory exceeds this share of MemAvailable")
+  add_host_args(parser)
   args = parser.parse_args()
   if args.point:
     grid, worlds, rounds = (int(x) for x in args.point.split(","))
@@ -438,7 +439,8 @@ def main():
   body, head, _ = model_constants(MODEL)
 
   print(f"command: python {' '.join(shlex.quote(a) for a in ['benchmarks/society.py'] + sys.argv[1:])}")
-  print(f"machine: {machine()}; measured matmul peak {peak / 1e9:.1f} GFLOP/s (fp32, 2048^3 jitted matmul)")
+  report_host(args.host_json)
+  print(f"measured matmul peak {peak / 1e9:.1f} GFLOP/s (fp32, 2048^3 jitted matmul)")
   print(f"model: {MODEL.num_params():,} params ({body:,} non-embedding), d={MODEL.embed_dim}, "
         f"mlp={MODEL.mlp_dim}, layers={MODEL.num_layers}, heads={MODEL.num_heads}/{MODEL.num_kv_heads} kv, "
         f"head_dim={MODEL.head_dim}, vocab={MODEL.vocab_size} (ByteTokenizer), random weights, fp32")

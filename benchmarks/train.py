@@ -37,7 +37,8 @@ import torch  # noqa: E402
 from flax import nnx  # noqa: E402
 from jax.sharding import NamedSharding, PartitionSpec  # noqa: E402
 
-from benchmarks.common import machine, measured_peak_flops, timeit_alternating, torch_llama, torch_to_ours  # noqa: E402
+from benchmarks.common import (add_host_args, measured_peak_flops, report_host, timeit_alternating,  # noqa: E402
+                               torch_llama, torch_to_ours)
 from sandbox_jax.data import GroupBatch  # noqa: E402
 from sandbox_jax.model import ModelConfig, abstract_model, model_shardings  # noqa: E402
 from sandbox_jax.parallel import make_mesh  # noqa: E402
@@ -174,11 +175,12 @@ def main():
   parser = argparse.ArgumentParser()
   parser.add_argument("--quick", action="store_true")
   parser.add_argument("--repeats", type=int, default=9, help="timed steps per side (alternating)")
+  add_host_args(parser)
   args = parser.parse_args()
   sizes = dict(list(SIZES.items())[:1]) if args.quick else SIZES
   peak = measured_peak_flops()
   tokens = GROUPS * RESPONSES * LENGTH
-  print(f"machine: {machine()}; torch {torch.__version__}, {torch.get_num_threads()} threads")
+  report_host(args.host_json)
   print(f"measured matmul peak: {peak / 1e9:.1f} GFLOP/s (fp32, 2048^3 jitted matmul)")
   print(f"one AdamW step of Stable Alignment on {GROUPS} groups x {RESPONSES} responses x {LENGTH} tokens "
         f"({tokens} tokens), fp32, clipping 1.0\n")
