@@ -69,7 +69,7 @@ def encode_sequence(tokenizer: Tokenizer, prompt_ids: Sequence[int], response: s
                     min_prompt_tokens: int = 1) -> tuple[list[int], int]:
   """Returns (sequence, prefix_len): [bos] + prompt + response + [eos] truncated to max_len, and
   the number of tokens before the first response token."""
-  bos = [] if tokenizer.bos_id is None else [tokenizer.bos_id]
+  bos = [tokenizer.bos_id] if tokenizer.bos_id is not None and getattr(tokenizer, "adds_bos", True) else []
   budget = max_len - len(bos) - 1
   prompt, resp = truncate(prompt_ids, tokenizer.encode(response), budget, min_prompt_tokens)
   return bos + prompt + resp + [tokenizer.eos_id], len(bos) + len(prompt)
