@@ -174,6 +174,9 @@ class GGUFTensors:
       if hf is None:
         raise ValueError(f"{self.path}: tensor {tensor.name!r} is not part of a {self.arch} model this loader "
                          "knows")
+      if tensor.tensor_type.name not in DEQUANTIZED_TYPES:  # before anything is read or allocated
+        raise ValueError(f"{self.path}: tensor {tensor.name!r} has quantization type {tensor.tensor_type.name}, "
+                         f"which is not supported; supported: {DEQUANTIZED_TYPES}")
       self.tensors[hf] = tensor
     self._memo = {}
 
@@ -204,10 +207,6 @@ class GGUFTensors:
     from gguf import quants
 
     tensor = self.tensors[name]
-    kind = tensor.tensor_type.name
-    if kind not in DEQUANTIZED_TYPES:
-      raise ValueError(f"{self.path}: tensor {tensor.name!r} has quantization type {kind}, which is not "
-                       f"supported; supported: {DEQUANTIZED_TYPES}")
     data = np.asarray(tensor.data)  # a plain view of the memory map (memmap views are slow to slice)
     w = quants.dequantize(data, tensor.tensor_type).astype(np.float32, copy=False).reshape(self.shape(name))
     if self.arch in ("llama", "mistral"):
