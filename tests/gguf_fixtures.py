@@ -2,6 +2,7 @@
 Llama/Mistral q/k rotary-permuted, Qwen2 with qkv biases, weights in a chosen quantization type,
 and a byte-level BPE tokenizer with a chat template in the metadata."""
 
+import functools
 import os
 from pathlib import Path
 
@@ -31,6 +32,7 @@ def smollm2_path() -> Path | None:
   return path if path.is_file() else None
 
 
+@functools.lru_cache(maxsize=1)
 def byte_level_vocab():
   """(tokens, merges) of a small byte-level BPE trained on CORPUS, specials first."""
   from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
@@ -38,8 +40,8 @@ def byte_level_vocab():
   tok = Tokenizer(models.BPE())
   tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
   tok.decoder = decoders.ByteLevel()
-  trainer = trainers.BpeTrainer(vocab_size=360, special_tokens=SPECIALS, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-                                show_progress=False)
+  trainer = trainers.BpeTrainer(vocab_size=360, special_tokens=SPECIALS, show_progress=False,
+                                initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
   tok.train_from_iterator(CORPUS, trainer)
   vocab = tok.get_vocab()
   tokens = [t for t, _ in sorted(vocab.items(), key=lambda kv: kv[1])]
@@ -75,10 +77,14 @@ def _encode(name: str, w: np.ndarray, quant: str, rng):
   return quants.quantize(w.astype(np.float32), qtype), qtype
 
 
-def write_tiny_gguf(path: Path, arch: str = "llama", quant: str = "F32", *, add_bos: bool | None = None,
+def write_tiny_gguf(path: Path, arch: str = "llama", quant: str | tuple = "F32", *, add_bos: bool | None = None,
                     seed: int = 0, scale: float = 0.05, tie: bool = False, general_arch: str | None = None,
                     extra_tensor: str | None = None) -> Path:
-  """A tiny random GGUF: arch 'llama' | 'mistral' (written as llama, named Mistral) | 'qwen2'."""
+  """A tiny random GGUF: arch 'llama' | 'mistral' (written as llama, named Mistral) | 'qwen2'.
+
+  `quant`: one type for every matrix, or a tuple of types the matrices take in turn (mixed files,
+  as llama.cpp writes them); vectors (norms, biases) stay F32.
+  """
   import gguf
 
   rng = np.random.default_rng(seed)
@@ -129,8 +135,12 @@ def write_tiny_gguf(path: Path, arch: str = "llama", quant: str = "F32", *, add_
                       b + "attn_v.bias": normal(k * h)})
   if extra_tensor:
     tensors[extra_tensor] = normal(h // 2)
-  for name, w in tensors.items():
-    array, raw_dtype = _encode(name, w, quant, rng)
+  kinds = (quant,) if isinstance(quant, str) else tuple(quant)
+  for i, (name, w) in enumerate(t for t in tensors.items() if t[1].ndim == 2):
+    tensors[name] = (w, kinds[i % len(kinds)])
+  for name, value in tensors.items():
+    w, kind = value if isinstance(value, tuple) else (value, "F32")
+    array, raw_dtype = _encode(name, w, kind, rng)
     writer.add_tensor(name, array, raw_dtype=raw_dtype)
   writer.write_header_to_file()
   writer.write_kv_data_to_file()

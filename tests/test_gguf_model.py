@@ -9,15 +9,15 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from sandbox_jax.model.gguf import resolve_gguf_path
+from sandbox_jax.model.gguf import open_gguf, resolve_gguf_path
 from sandbox_jax.model.loading import load_checkpoint, load_gguf_checkpoint
 from sandbox_jax.parallel import make_mesh
 from tests import gguf_fixtures
 
 TOL = 1e-4
-CASES = [("llama", "F32"), ("llama", "F16"), ("llama", "BF16"), ("llama", "Q8_0"), ("llama", "Q4_0"),
-         ("llama", "Q4_1"), ("qwen2", "Q8_0"), ("qwen2", "Q4_K"), ("qwen2", "Q3_K"), ("mistral", "Q5_K"),
-         ("mistral", "Q6_K"), ("llama", "Q2_K")]
+# Every tensor type the loader reads, in turn over each file's matrices (mixed, as llama.cpp writes).
+TYPES = ("F16", "BF16", "Q8_0", "Q4_0", "Q4_1", "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K")
+CASES = [("llama", "F32"), ("llama", TYPES), ("qwen2", TYPES[3:] + TYPES[:3]), ("mistral", TYPES[6:] + TYPES[:6])]
 
 
 def _tokens(vocab, seed=0):
@@ -31,9 +31,12 @@ def _torch_logits(path, tokens):
     return gguf_fixtures.torch_gguf_model(path)(torch.tensor(tokens)).logits.numpy()
 
 
-@pytest.mark.parametrize("arch,quant", CASES)
+@pytest.mark.parametrize("arch,quant", CASES, ids=lambda x: x if isinstance(x, str) else "mixed")
 def test_logits_match_transformers_gguf_loading(arch, quant, tmp_path):
-  path = gguf_fixtures.write_tiny_gguf(tmp_path / f"{arch}-{quant}.gguf", arch, quant)
+  path = gguf_fixtures.write_tiny_gguf(tmp_path / f"{arch}.gguf", arch, quant)
+  _, reader = open_gguf(str(path))
+  written = {t.tensor_type.name for t in reader.tensors if len(t.shape) == 2}
+  assert written == ({quant} if isinstance(quant, str) else set(TYPES))
   model = load_checkpoint(str(path))
   assert model.cfg.qkv_bias == (arch == "qwen2") and not model.cfg.tie_embeddings
   tokens = _tokens(model.cfg.vocab_size)

@@ -68,14 +68,20 @@ def resolve_gguf_path(spec: str | Path) -> Path:
                           f"file {relative!r}")
 
 
-@functools.lru_cache(maxsize=4)
 def open_gguf(spec: str):
-  """(path, gguf.GGUFReader) of a checkpoint spec; cached, since model and tokenizer read one file."""
+  """(path, gguf.GGUFReader) of a checkpoint spec; cached (model and tokenizer read one file) while
+  the file is unchanged."""
+  path = resolve_gguf_path(spec)
+  stat = path.stat()
+  return path, _reader(str(path), stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=2)
+def _reader(path: str, mtime_ns: int, size: int):
   import gguf
 
-  path = resolve_gguf_path(spec)
   try:
-    return path, gguf.GGUFReader(str(path))
+    return gguf.GGUFReader(path)
   except Exception as e:
     raise ValueError(f"{path}: not a readable GGUF file: {e}") from e
 
