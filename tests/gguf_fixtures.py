@@ -149,11 +149,20 @@ def write_tiny_gguf(path: Path, arch: str = "llama", quant: str | tuple = "F32",
   return Path(path)
 
 
+def one_torch_thread():
+  """Torch on one thread: on a shared 2-core machine its thread pool spins against XLA's (a 32-token
+  generation of SmolLM2 takes 55 s on two threads there, 3 s on one)."""
+  import torch
+
+  torch.set_num_threads(1)
+
+
 def torch_gguf_model(path: Path):
   """transformers' own GGUF loading of `path`, fp32, eval mode (the reference)."""
   import torch
   import transformers as tf
 
+  one_torch_thread()
   os.environ.setdefault("HF_HUB_OFFLINE", "1")
   return tf.AutoModelForCausalLM.from_pretrained(str(Path(path).parent), gguf_file=Path(path).name,
                                                  dtype=torch.float32).eval()

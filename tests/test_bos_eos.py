@@ -68,6 +68,9 @@ def _transformers(directory):
   import torch
   import transformers as tf
 
+  from tests.gguf_fixtures import one_torch_thread
+
+  one_torch_thread()
   return (tf.AutoModelForCausalLM.from_pretrained(directory, dtype=torch.float32).eval(),
           tf.AutoTokenizer.from_pretrained(directory))
 

