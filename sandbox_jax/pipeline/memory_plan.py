@@ -105,7 +105,8 @@ def plan_model_config(config) -> tuple[ModelConfig, str]:
 def _tokenizer(config, vocab_size: int):
   """The run's tokenizer, or the byte tokenizer as a stand-in (it only sizes small constant tables)."""
   spec = str(config.get("tokenizer", "byte"))
-  if spec == "byte" or (Path(spec) / "tokenizer.json").is_file() or (Path(spec) / "tokenizer_config.json").is_file():
+  if (spec == "byte" or is_gguf(spec) or (Path(spec) / "tokenizer.json").is_file()
+      or (Path(spec) / "tokenizer_config.json").is_file()):
     return load_tokenizer(spec, vocab_size)
   return ByteTokenizer()
 
