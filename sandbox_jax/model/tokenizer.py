@@ -202,18 +202,14 @@ class HFTokenizer:
       (directory / fname).write_text(json.dumps(content, indent=2, ensure_ascii=False))
 
 
-def _is_gguf_spec(spec) -> bool:
-  return str(spec).startswith("pkg:") or str(spec).endswith(".gguf")
-
-
 def load_tokenizer(spec: str | Path, model_vocab_size: int | None = None) -> Tokenizer:
   """'byte', a checkpoint directory, or a GGUF file (path or `pkg:<package>/<file>`); checks the
   vocabulary fits the model's embedding table."""
+  from sandbox_jax.model.gguf import is_gguf, load_gguf_tokenizer
+
   if str(spec) == "byte":
     tok, where = ByteTokenizer(), "the byte tokenizer"
-  elif _is_gguf_spec(spec):
-    from sandbox_jax.model.gguf import load_gguf_tokenizer
-
+  elif is_gguf(spec):
     tok = load_gguf_tokenizer(spec)
     where = f"{spec} (tokenizer.ggml.tokens)"
   else:
