@@ -62,6 +62,7 @@ def cmd_info(config):
   from flax import nnx
 
   from sandbox_jax.model.loading import load_model_and_tokenizer
+  from sandbox_jax.model.tokenizer import adds_bos_of, stop_ids_of
 
   mesh = _setup(config)
   model, tokenizer = load_model_and_tokenizer(config, mesh)
@@ -69,6 +70,9 @@ def cmd_info(config):
   count = sum(x.size for x in jax.tree.leaves(params))
   _say(f"model      {model.cfg.name} ({model.cfg.family}), {count:,} parameters")
   _say(f"tokenizer  {tokenizer.name}, {tokenizer.vocab_size} tokens")
+  added = "added" if adds_bos_of(tokenizer) else "not added"
+  bos = "none" if tokenizer.bos_id is None else f"{tokenizer.bos_id} ({added})"
+  _say(f"special    bos {bos}, eos {tokenizer.eos_id}, pad {tokenizer.pad_id}, stop at {list(stop_ids_of(tokenizer))}")
   _say(f"mesh       {dict(mesh.shape)} on {jax.device_count()} {jax.devices()[0].platform} devices")
   for path, var in nnx.to_flat_state(params):
     value = var.get_value()
@@ -81,9 +85,8 @@ def cmd_export(config):
 
   if not _OUT.value:
     raise app.UsageError("export needs --out=<directory>")
-  model, _ = load_model_and_tokenizer(config, _setup(config))
-  tokenizer_dir = config.tokenizer if config.tokenizer != "byte" else None
-  _say(export_hf_checkpoint(model, _OUT.value, tokenizer_dir=tokenizer_dir))
+  model, tokenizer = load_model_and_tokenizer(config, _setup(config))
+  _say(export_hf_checkpoint(model, _OUT.value, tokenizer=tokenizer))
 
 
 def cmd_simulate(config):

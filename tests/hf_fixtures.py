@@ -6,7 +6,7 @@ import numpy as np
 
 KINDS = ("llama_gqa", "llama_tied", "llama3_scaled", "qwen2_bias", "qwen2_tied", "mistral", "gpt2")
 # Peakier random weights for generation tests, so greedy choices are not decided by fp noise.
-GENERATION_KINDS = {"llama_gen": "llama_gqa", "gpt2_gen": "gpt2"}
+GENERATION_KINDS = {"llama_gen": "llama_gqa", "gpt2_gen": "gpt2", "qwen2_gen": "qwen2_bias"}
 
 
 def hf_config(kind: str):

@@ -71,9 +71,10 @@ def truncate(prompt_ids: Sequence[int], response_ids: Sequence[int], budget: int
 
 def encode_sequence(tokenizer: Tokenizer, prompt_ids: Sequence[int], response: str, max_len: int,
                     min_prompt_tokens: int = 1, append_eos: bool = True) -> tuple[list[int], int]:
-  """Returns (sequence, prefix_len): [bos] + prompt + response + [eos] (the eos only with
-  `append_eos`) truncated to max_len, and the number of tokens before the first response token."""
-  bos = [] if tokenizer.bos_id is None else [tokenizer.bos_id]
+  """Returns (sequence, prefix_len): [bos] + prompt + response + [eos] (the bos only where the
+  tokenizer itself adds one, the eos only with `append_eos`) truncated to max_len, and the number of
+  tokens before the first response token."""
+  bos = [tokenizer.bos_id] if tokenizer.bos_id is not None and getattr(tokenizer, "adds_bos", True) else []
   eos = [tokenizer.eos_id] if append_eos else []
   budget = max_len - len(bos) - len(eos)
   prompt, resp = truncate(prompt_ids, tokenizer.encode(response), budget, min_prompt_tokens)

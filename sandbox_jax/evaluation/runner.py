@@ -19,15 +19,21 @@ from sandbox_jax.evaluation.mc_eval import evaluate_tasks
 from sandbox_jax.evaluation.society_metrics import society_metrics
 from sandbox_jax.inference import InferenceEngine
 from sandbox_jax.model import load_hf_checkpoint, load_tokenizer
+from sandbox_jax.model.gguf import is_gguf
+from sandbox_jax.model.loading import load_checkpoint
 
 
 def load_engine(checkpoint, tokenizer=None, mesh=None, **model_overrides) -> InferenceEngine:
-  """An engine over a Hugging Face-layout checkpoint directory. `tokenizer`: 'byte', a directory,
-  or None for the checkpoint's own; `model_overrides` replace ModelConfig fields (dtype=...)."""
-  path = pathlib.Path(checkpoint)
-  if not path.is_dir():
-    raise FileNotFoundError(f"checkpoint {path}: no such directory")
-  model = load_hf_checkpoint(path, mesh=mesh, **model_overrides)
+  """An engine over a Hugging Face-layout checkpoint directory or a GGUF file. `tokenizer`: 'byte', a
+  directory, or None for the checkpoint's own; `model_overrides` replace ModelConfig fields (dtype=...)."""
+  if is_gguf(checkpoint):
+    model = load_checkpoint(checkpoint, mesh=mesh, **model_overrides)
+    path = checkpoint
+  else:
+    path = pathlib.Path(checkpoint)
+    if not path.is_dir():
+      raise FileNotFoundError(f"checkpoint {path}: no such directory")
+    model = load_hf_checkpoint(path, mesh=mesh, **model_overrides)
   tok = load_tokenizer(path if tokenizer is None else tokenizer, model_vocab_size=model.cfg.vocab_size)
   return InferenceEngine(model, tok, mesh=mesh)
 

@@ -17,7 +17,7 @@ from sandbox_jax.inference.buckets import Buckets
 from sandbox_jax.inference.generate import generate_tokens
 from sandbox_jax.inference.sampling import SamplingConfig
 from sandbox_jax.inference.score import score_tokens
-from sandbox_jax.model.tokenizer import Tokenizer
+from sandbox_jax.model.tokenizer import Tokenizer, adds_bos_of, stop_ids_of
 from sandbox_jax.model.transformer import Transformer
 from sandbox_jax.parallel.rules import logical_to_spec
 
@@ -45,7 +45,10 @@ class InferenceEngine:
                add_bos: bool | None = None):
     self.model, self.tokenizer, self.mesh = model, tokenizer, mesh
     self.sampling = sampling if isinstance(sampling, SamplingConfig) else SamplingConfig.from_dict(sampling)
-    self.add_bos = tokenizer.bos_id is not None if add_bos is None else add_bos
+    # BOS exactly as the tokenizer does it (`tokenizer(text)` in transformers; lm-eval's default for
+    # tokenizers that add none); add_bos=True/False overrides it.
+    self.add_bos = adds_bos_of(tokenizer) if add_bos is None else bool(add_bos) and tokenizer.bos_id is not None
+    self.stop_ids = stop_ids_of(tokenizer)
     self.row_sharding = None
     multiple = 1
     if mesh is not None:
@@ -65,7 +68,7 @@ class InferenceEngine:
   def _generate_impl(self, model, prompt_BxP, valid_BxP, keys_B, temperature_B, stop_at, *, max_new_tokens):
     self.compile_count += 1  # runs once per trace, i.e. per compiled shape
     return generate_tokens(model, prompt_BxP, valid_BxP, keys_B, temperature_B, max_new_tokens=max_new_tokens,
-                           eos_id=self.tokenizer.eos_id, pad_id=self.tokenizer.pad_id, sampling=self.sampling,
+                           eos_id=self.stop_ids, pad_id=self.tokenizer.pad_id, sampling=self.sampling,
                            stop_at=stop_at)
 
   def _score_impl(self, model, tokens_BxL, valid_BxL, target_BxL):
@@ -86,7 +89,8 @@ class InferenceEngine:
   def generate(self, prompts: Sequence[str | Sequence[int]], max_new_tokens: int, *,
                temperature: float | Sequence[float] = 0.0, seed: int = 0,
                row_seeds: Sequence[int] | None = None) -> list[GenerationResult]:
-    """Continues every prompt by up to `max_new_tokens` tokens (stopping at EOS)."""
+    """Continues every prompt by up to `max_new_tokens` tokens (stopping at any of the tokenizer's
+    `stop_ids`: its EOS and the chat template's end-of-turn token)."""
     if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens <= 0:
       raise ValueError(f"max_new_tokens must be a positive integer, got {max_new_tokens!r}")
     if not prompts:

@@ -1,5 +1,6 @@
 """Batched generation inside jit: one prefill over left-padded prompts, then a `lax.while_loop`
-decode over a preallocated KV cache, stopping per row on EOS or the length limit. `chunk_rows`
+decode over a preallocated KV cache, stopping per row on EOS (any of several stop ids: `eos_id` is an
+int or a tuple of ints, e.g. a chat model's EOS and end-of-turn tokens) or the length limit. `chunk_rows`
 runs the whole generation (prefill and decode) a chunk of rows at a time (`chunking.py`).
 
 `generate_tokens` is a pure function of arrays, so it can be called inside a larger jitted program
@@ -27,8 +28,8 @@ class Generation:
 
 
 def generate_tokens(model: Transformer, prompt_BxP, prompt_valid_BxP, row_keys_B, temperature_B, *,
-                    max_new_tokens: int, eos_id: int, pad_id: int, sampling: SamplingConfig = SamplingConfig(),
-                    stop_at=None, chunk_rows: int = 0) -> Generation:
+                    max_new_tokens: int, eos_id: int | tuple[int, ...], pad_id: int,
+                    sampling: SamplingConfig = SamplingConfig(), stop_at=None, chunk_rows: int = 0) -> Generation:
   """Generates up to `max_new_tokens` (static: the output width) for every row.
 
   Args:
@@ -58,12 +59,14 @@ def prefill(model: Transformer, prompt_BxP, valid_BxP):
 
 
 def decode(model: Transformer, cache: KVCache, logits_BxV, row_keys_B, temperature_B, *, max_new_tokens: int,
-           eos_id: int, pad_id: int, sampling: SamplingConfig = SamplingConfig(), stop_at=None) -> Generation:
+           eos_id: int | tuple[int, ...], pad_id: int, sampling: SamplingConfig = SamplingConfig(),
+           stop_at=None) -> Generation:
   """The decode loop from a filled cache and the logits of each row's last token.
 
   The cache needs `max_new_tokens` free slots after `cache.index`.
   """
   b = logits_BxV.shape[0]
+  stop_ids = jnp.asarray(eos_id, jnp.int32).reshape(-1)
   limit = max_new_tokens if stop_at is None else jnp.minimum(stop_at, max_new_tokens)
 
   def cond(state):
@@ -73,7 +76,7 @@ def decode(model: Transformer, cache: KVCache, logits_BxV, row_keys_B, temperatu
   def body(state):
     step, cache, logits_BxV, tokens_BxT, logprobs_BxT, done_B, eos_B, lengths_B = state
     token_B, logprob_B = sample_tokens(logits_BxV, row_keys_B, step, temperature_B, sampling)
-    hit_eos_B = (token_B == eos_id) & ~done_B
+    hit_eos_B = jnp.isin(token_B, stop_ids) & ~done_B
     emit_B = ~done_B & ~hit_eos_B
     tokens_BxT = tokens_BxT.at[:, step].set(jnp.where(emit_B, token_B, pad_id))
     logprobs_BxT = logprobs_BxT.at[:, step].set(jnp.where(emit_B, logprob_B, 0.0))

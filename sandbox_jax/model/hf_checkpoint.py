@@ -32,7 +32,8 @@ from sandbox_jax.parallel.sharding import logical_shardings
 
 INDEX_FILE = "model.safetensors.index.json"
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.json",
-                   "merges.txt", "tokenizer.model", "generation_config.json")
+                   "merges.txt", "tokenizer.model", "generation_config.json", "chat_template.jinja")
+SPECIAL_ID_KEYS = ("bos_token_id", "eos_token_id", "pad_token_id")
 
 
 class SafetensorsReader(contextlib.ExitStack):
@@ -86,7 +87,7 @@ def _validate(reader: SafetensorsReader, maps: dict[str, TensorMap], cfg: ModelC
                            f"{key}{'' if layer is None else f', layer {layer}'})")
         if reader.shape(name) != tuple(expected):
           raise ValueError(f"{reader.file_of(name)}: tensor {name!r} has shape {reader.shape(name)}, "
-                           f"but config.json implies {tuple(expected)}")
+                           f"but the model config implies {tuple(expected)}")
 
 
 def _path_key(path) -> str:
@@ -100,6 +101,19 @@ def load_hf_checkpoint(directory: str | Path, mesh: Mesh | None = None, rules: R
   `config_overrides` replace ModelConfig fields (e.g. dtype='bfloat16', remat_policy='dots').
   """
   cfg = model_config_from_hf(directory, **config_overrides)
+  with SafetensorsReader(directory) as reader:
+    return load_tensors(reader, cfg, tensor_maps(cfg, _gpt2_prefix(reader)), mesh, rules)
+
+
+def load_tensors(reader, cfg: ModelConfig, maps: dict[str, TensorMap], mesh: Mesh | None,
+                 rules: Rules = DEFAULT_RULES) -> Transformer:
+  """Streams `reader`'s HF-named tensors into a (sharded) Transformer, one parameter at a time.
+
+  `reader` answers `name in reader`, `shape(name)`, `get(name)` and `file_of(name)` (safetensors
+  or GGUF). A reader with `cache_reads` (GGUF: reads dequantize) is read once per layer of a
+  parameter, however many devices ask for it; the memo is dropped before the next parameter.
+  """
+  _validate(reader, maps, cfg)
   graphdef, abstract_state = nnx.split(abstract_model(cfg, mesh, rules))
   if mesh is not None:
     shardings = logical_shardings(abstract_state, mesh, rules)
@@ -107,30 +121,59 @@ def load_hf_checkpoint(directory: str | Path, mesh: Mesh | None = None, rules: R
     device = SingleDeviceSharding(jax.devices()[0])
     shardings = jax.tree.map(lambda v: v.replace(device), abstract_state,
                              is_leaf=lambda x: isinstance(x, nnx.Variable))
-  with SafetensorsReader(directory) as reader:
-    maps = tensor_maps(cfg, _gpt2_prefix(reader))
-    _validate(reader, maps, cfg)
+  cache_reads = getattr(reader, "cache_reads", False)
 
-    def load(path, variable, sharding):
-      key = _path_key(path)
-      tmap = maps[key]
-      value = variable.get_value()
-      dtype = value.dtype
+  def load(path, variable, sharding):
+    key = _path_key(path)
+    tmap = maps[key]
+    value = variable.get_value()
+    dtype = value.dtype
+    memo = {}
 
-      def read_layer(layer):
-        return tmap.to_ours([reader.get(n) for n in tmap.hf_names(layer)]).astype(dtype)
+    def read_layer(layer):
+      if layer in memo:
+        return memo[layer]
+      out = tmap.to_ours([reader.get(n) for n in tmap.hf_names(layer)]).astype(dtype)
+      if cache_reads:
+        memo[layer] = out
+      return out
 
-      def callback(index):
-        if key.startswith("layers."):
-          layers = range(*index[0].indices(cfg.num_layers))
-          return np.stack([read_layer(i)[index[1:]] for i in layers])
-        return read_layer(None)[index]
+    def callback(index):
+      if key.startswith("layers."):
+        layers = range(*index[0].indices(cfg.num_layers))
+        return np.stack([read_layer(i)[index[1:]] for i in layers])
+      return read_layer(None)[index]
 
-      return variable.replace(jax.make_array_from_callback(value.shape, sharding.get_value(), callback))
+    array = jax.make_array_from_callback(value.shape, sharding.get_value(), callback)
+    memo.clear()
+    if hasattr(reader, "release"):
+      reader.release()
+    return variable.replace(array)
 
-    state = jax.tree_util.tree_map_with_path(load, abstract_state, shardings,
-                                             is_leaf=lambda x: isinstance(x, nnx.Variable))
+  state = jax.tree_util.tree_map_with_path(load, abstract_state, shardings,
+                                           is_leaf=lambda x: isinstance(x, nnx.Variable))
   return nnx.merge(graphdef, state)
+
+
+def special_token_ids(tokenizer) -> dict:
+  """config.json's bos/eos/pad ids of the source: its config.json (then generation_config.json) where
+  the tokenizer came from a directory, its metadata for a GGUF file, else the tokenizer's own ids."""
+  source = getattr(tokenizer, "directory", None)
+  found = {}
+  if source is not None and Path(source).is_dir():
+    for fname in ("generation_config.json", "config.json"):  # config.json wins
+      if (Path(source) / fname).is_file():
+        found.update({k: v for k, v in json.loads((Path(source) / fname).read_text()).items()
+                      if k in SPECIAL_ID_KEYS and v is not None})
+  elif getattr(tokenizer, "generated_files", None):
+    generation = tokenizer.generated_files.get("generation_config.json", {})
+    found = {k: v for k, v in generation.items() if k in SPECIAL_ID_KEYS}
+    if isinstance(found.get("eos_token_id"), list):
+      found["eos_token_id"] = found["eos_token_id"][0]
+  for key, attr in zip(SPECIAL_ID_KEYS, ("bos_id", "eos_id", "pad_id")):
+    if key not in found and getattr(tokenizer, attr, None) is not None and not (key == "pad_token_id" and source):
+      found[key] = int(getattr(tokenizer, attr))
+  return found
 
 
 def _host_array(x: jax.Array) -> np.ndarray:
@@ -159,23 +202,30 @@ def hf_tensors_of(model: Transformer, dtype=None) -> dict[str, np.ndarray]:
 
 
 def export_hf_checkpoint(model: Transformer, directory: str | Path, *, model_type: str | None = None,
-                         tokenizer_dir: str | Path | None = None, dtype=None,
+                         tokenizer_dir: str | Path | None = None, tokenizer=None, dtype=None,
                          max_shard_bytes: int = 4 << 30) -> Path:
   """Writes the model as a Hugging Face checkpoint directory that `transformers` loads.
 
+  The tokenizer's files go along (`tokenizer`, an HFTokenizer: copied from its directory or written
+  from its GGUF metadata; or the files of `tokenizer_dir`), and config.json keeps the source's
+  special token ids, so the export tokenizes and stops generating as the source does.
   Multi-process: every process calls it (the parameters are gathered from all of them), process 0
   writes, and every process returns once the directory is complete.
   """
   directory = Path(directory)
   tensors = hf_tensors_of(model, dtype)
+  if tokenizer is None and tokenizer_dir is not None:
+    from sandbox_jax.model.tokenizer import load_tokenizer
+
+    tokenizer = load_tokenizer(tokenizer_dir)
   if jax.process_index() == 0:
-    _write_hf_directory(model, directory, tensors, model_type, tokenizer_dir, max_shard_bytes)
+    _write_hf_directory(model, directory, tensors, model_type, tokenizer, max_shard_bytes)
   sync("export_hf_checkpoint")
   return directory
 
 
 def _write_hf_directory(model: Transformer, directory: Path, tensors: dict[str, np.ndarray], model_type,
-                        tokenizer_dir, max_shard_bytes: int) -> None:
+                        tokenizer, max_shard_bytes: int) -> None:
   directory.parent.mkdir(parents=True, exist_ok=True)
   tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
   try:
@@ -198,12 +248,11 @@ def _write_hf_directory(model: Transformer, directory: Path, tensors: dict[str, 
       total = sum(t.nbytes for t in tensors.values())
       (tmp / INDEX_FILE).write_text(json.dumps({"metadata": {"total_size": total}, "weight_map": weight_map},
                                                indent=2))
-    hf = hf_config_dict(model.cfg, model_type, dtype=str(np.dtype(next(iter(tensors.values())).dtype)))
+    special = special_token_ids(tokenizer) if tokenizer is not None else {}
+    hf = hf_config_dict(model.cfg, model_type, dtype=str(np.dtype(next(iter(tensors.values())).dtype)), **special)
     (tmp / "config.json").write_text(json.dumps(hf, indent=2, sort_keys=True))
-    if tokenizer_dir is not None:
-      for fname in TOKENIZER_FILES:
-        if (Path(tokenizer_dir) / fname).is_file():
-          shutil.copy2(Path(tokenizer_dir) / fname, tmp / fname)
+    if hasattr(tokenizer, "write_files"):
+      tokenizer.write_files(tmp, TOKENIZER_FILES)
     if directory.exists():
       old = directory.with_name(f".{directory.name}.old")
       shutil.rmtree(old, ignore_errors=True)

@@ -105,7 +105,9 @@ def hf_config_dict(cfg: ModelConfig, model_type: str | None = None, **extra) -> 
       raise ValueError("a llama export has attention_bias on q, k, v and o together")
     rope = {"rope_type": "default", "rope_theta": cfg.rope_theta}
     if cfg.rope_scaling:
-      rope = {"rope_type": "llama3", "rope_theta": cfg.rope_theta, **cfg.rope_scaling_dict}
+      scaling = cfg.rope_scaling_dict
+      scaling["original_max_position_embeddings"] = int(scaling["original_max_position_embeddings"])  # an int in HF
+      rope = {"rope_type": "llama3", "rope_theta": cfg.rope_theta, **scaling}
     kwargs = dict(vocab_size=cfg.vocab_size, hidden_size=cfg.embed_dim, intermediate_size=cfg.mlp_dim,
                   num_hidden_layers=cfg.num_layers, num_attention_heads=cfg.num_heads,
                   num_key_value_heads=cfg.num_kv_heads, head_dim=cfg.head_dim,

@@ -44,6 +44,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from sandbox_jax.data import GroupBatch
 from sandbox_jax.model.config import ModelConfig, model_config_from_dict
 from sandbox_jax.model.factory import abstract_model
+from sandbox_jax.model.gguf import gguf_model_config, is_gguf
 from sandbox_jax.model.hf_config import model_config_from_hf
 from sandbox_jax.model.tokenizer import ByteTokenizer, load_tokenizer
 from sandbox_jax.parallel.rules import logical_to_spec, rules_from_config
@@ -84,6 +85,8 @@ def plan_model_config(config) -> tuple[ModelConfig, str]:
   """
   overrides = dict(config.model)
   checkpoint = config.get("checkpoint", "")
+  if checkpoint and is_gguf(checkpoint):
+    return gguf_model_config(checkpoint, **overrides), f"{checkpoint} (GGUF metadata)"
   if checkpoint and (Path(checkpoint) / "config.json").is_file():
     return model_config_from_hf(checkpoint, **overrides), str(Path(checkpoint) / "config.json")
   architecture = config.get("architecture")
@@ -102,7 +105,8 @@ def plan_model_config(config) -> tuple[ModelConfig, str]:
 def _tokenizer(config, vocab_size: int):
   """The run's tokenizer, or the byte tokenizer as a stand-in (it only sizes small constant tables)."""
   spec = str(config.get("tokenizer", "byte"))
-  if spec == "byte" or (Path(spec) / "tokenizer.json").is_file() or (Path(spec) / "tokenizer_config.json").is_file():
+  if (spec == "byte" or is_gguf(spec) or (Path(spec) / "tokenizer.json").is_file()
+      or (Path(spec) / "tokenizer_config.json").is_file()):
     return load_tokenizer(spec, vocab_size)
   return ByteTokenizer()
 

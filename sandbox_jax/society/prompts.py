@@ -9,6 +9,7 @@ import dataclasses
 import jax.numpy as jnp
 import numpy as np
 
+from sandbox_jax.model.tokenizer import adds_bos_of
 from sandbox_jax.society.assemble import Segment, literal
 from sandbox_jax.society.memory import pad_token_rows
 from sandbox_jax.society.templates import Templates, split_template
@@ -45,7 +46,7 @@ class PromptTables:
                                            tokenizer.pad_id)
     avg_tokens, avg_lengths = pad_token_rows([tokenizer.encode(f"{1 + i / 10:.1f}") for i in range(AVG_STEPS)], 8,
                                              tokenizer.pad_id)
-    bos = (tokenizer.bos_id,) if add_bos and tokenizer.bos_id is not None else ()
+    bos = (tokenizer.bos_id,) if add_bos and adds_bos_of(tokenizer) else ()  # BOS as the tokenizer adds it
     return cls(pieces, bos, id_tokens, id_lengths, avg_tokens, avg_lengths, np.asarray(candidates, np.int32),
                np.asarray(tokenizer.encode(templates.reason_prefix), np.int32), tuple(tokenizer.encode("\n")))
 

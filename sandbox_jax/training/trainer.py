@@ -191,6 +191,6 @@ def train(config, model, tokenizer, data: Sequence[Group] | Mapping[str, Sequenc
   trained = nnx.merge(graphdef, state.params, rest)
   export_dir = None
   if step == total and cfg.export:
-    export_dir = export_hf_checkpoint(trained, workdir / "export", tokenizer_dir=getattr(tokenizer, "directory", None))
+    export_dir = export_hf_checkpoint(trained, workdir / "export", tokenizer=tokenizer)
   return TrainResult(step, total, [(s.name, s.steps) for s in stages], metrics, trained, workdir,
                      writer.path, export_dir)
