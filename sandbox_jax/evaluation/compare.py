@@ -13,8 +13,9 @@ exactly through every format, with `markdown_cell`/`markdown_text` and `csv_cell
 the inverse pairs:
 - Markdown: `\\ | < > & * [ ] ` ~` and `_` (except between two letters or digits, where CommonMark
   never reads it as emphasis) are backslash-escaped, so a renderer shows them as text and never as
-  HTML, links or a cell boundary; a newline is written `<br>`, a carriage return `&#13;` and NUL
-  `&#0;` (a literal `<br>` in the text is `\\<br\\>`, so the two never mix up).
+  HTML, links or a cell boundary; a newline is written `<br>` and the other control and line-
+  separator characters (CR, NUL, ESC, U+2028, ...) as numeric references `&#N;` (the text's own `<`
+  and `&` are escaped, so these never mix up). CommonMark renders `&#0;` as U+FFFD.
 - CSV: quoted where needed (csv.writer); a text cell that a spreadsheet would run as a formula
   (starting `= + - @`, tab or carriage return) gets one leading apostrophe, as does a cell already
   starting with one: strip one leading `'` from any text cell to recover it. Numbers never start
@@ -101,8 +102,8 @@ def build_table(results: Sequence[Mapping]) -> tuple[list[str], list[dict]]:
 
 
 _MD_ESCAPED = set("\\|<>&*[]`~")
-_MD_CONTROLS = {"\n": "<br>", "\r": "&#13;", "\x00": "&#0;"}
-_MD_UNESCAPE = re.compile(r"\\(.)|<br>|&#13;|&#0;", re.S)
+_MD_ENTITY = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]")  # besides "\n": as &#N;
+_MD_UNESCAPE = re.compile(r"\\(.)|<br>|&#(\d+);", re.S)
 
 
 def markdown_cell(text) -> str:
@@ -110,8 +111,10 @@ def markdown_cell(text) -> str:
   text = valid_unicode(str(text))
   out = []
   for i, ch in enumerate(text):
-    if ch in _MD_CONTROLS:
-      out.append(_MD_CONTROLS[ch])
+    if ch == "\n":
+      out.append("<br>")
+    elif _MD_ENTITY.match(ch):
+      out.append(f"&#{ord(ch)};")
     elif ch in _MD_ESCAPED:
       out.append("\\" + ch)
     elif ch == "_" and not (0 < i < len(text) - 1 and text[i - 1].isalnum() and text[i + 1].isalnum()):
@@ -123,8 +126,11 @@ def markdown_cell(text) -> str:
 
 def markdown_text(cell: str) -> str:
   """The text `markdown_cell` wrote (the cell without its surrounding spaces)."""
-  inverse = {v: k for k, v in _MD_CONTROLS.items()}
-  return _MD_UNESCAPE.sub(lambda m: m.group(1) if m.group(1) is not None else inverse[m.group()], cell)
+  def one(m):
+    if m.group(1) is not None:
+      return m.group(1)
+    return "\n" if m.group() == "<br>" else chr(int(m.group(2)))
+  return _MD_UNESCAPE.sub(one, cell)
 
 
 def table_markdown(columns: Sequence[str], rows: Sequence[Mapping], format_cell=format_value,

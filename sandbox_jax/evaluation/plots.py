@@ -15,6 +15,21 @@ MAX_MAP_ROUNDS = 8
 RATE_METRICS = ("acc", "acc_norm", "mc1", "mc2")
 
 
+MAX_LABEL = 40
+
+
+def plot_label(text, limit: int = MAX_LABEL) -> str:
+  """A name as matplotlib text: at most `limit` characters (cut with '...'), control characters
+  as '?', '$' escaped so it is never read as mathtext, and a leading '_' (which legends skip) kept
+  visible by a leading space. The full names are in the report's tables."""
+  text = "".join("?" if (ord(ch) < 32 or 0x7f <= ord(ch) < 0xa0 or 0xd800 <= ord(ch) < 0xe000) else ch
+                 for ch in str(text))
+  if len(text) > limit:
+    text = text[:limit - 3] + "..."
+  text = text.replace("$", r"\$")
+  return " " + text if text.startswith("_") else text
+
+
 def headline_metrics(columns) -> list[str]:
   """Metric names worth a bar: not stderr/std/CI bounds/counts."""
   return [c for c in columns if not c.endswith(DETAIL_SUFFIXES)]
@@ -78,7 +93,7 @@ def _bar_panel(ax, names, metric_names, table, title, axis_label):
   for i, name in enumerate(names):
     row = table[name]
     values = [row.get(m) for m in metric_names]
-    ax.barh(y + i * height, [np.nan if v is None else v for v in values], height, label=name,
+    ax.barh(y + i * height, [np.nan if v is None else v for v in values], height, label=plot_label(name),
             color=f"C{i % 10}")
     bars = [(j, values[j], ci_bounds(row, m)) for j, m in enumerate(metric_names)]
     bars = [(j, v, ci) for j, v, ci in bars if v is not None and ci is not None]
@@ -87,7 +102,7 @@ def _bar_panel(ax, names, metric_names, table, title, axis_label):
                          [max(hi - v, 0.0) for _, v, (_, hi) in bars]])
       ax.errorbar([v for _, v, _ in bars], [y[j] + i * height for j, _, _ in bars], xerr=xerr,
                   fmt="none", ecolor="black", capsize=2)
-  ax.set_yticks(y + height * (n_ckpt - 1) / 2, metric_names, fontsize=8)
+  ax.set_yticks(y + height * (n_ckpt - 1) / 2, [plot_label(m, 60) for m in metric_names], fontsize=8)
   ax.invert_yaxis()
   ax.set_title(title)
   ax.set_xlabel(axis_label, fontsize=8)
@@ -125,9 +140,9 @@ def alignment_over_rounds(society: dict[str, dict], colours: dict[str, int] | No
     rounds = [p["round"] for p in metrics["per_round"]]
     color = f"C{(colours or {}).get(name, i) % 10}"
     ax.plot(rounds, [p["alignment_after"] for p in metrics["per_round"]], "-o", color=color,
-            label=f"{name} (revised)")
+            label=f"{plot_label(name)} (revised)")
     ax.plot(rounds, [p["alignment_before"] for p in metrics["per_round"]], "--", color=color,
-            alpha=0.7, label=f"{name} (draft)")
+            alpha=0.7, label=f"{plot_label(name)} (draft)")
   ax.xaxis.set_major_locator(MaxNLocator(integer=True))
   ax.set_xlabel("round")
   ax.set_ylabel("observer alignment (1-7)")
@@ -160,7 +175,7 @@ def grid_maps(name: str, metrics: dict) -> bytes:
       image = ax.imshow(grid, vmin=1, vmax=7, cmap="RdYlGn")
       ax.set_xticks([])
       ax.set_yticks([])
-      ax.set_title(f"{world['world']} #{world['world_index']}, round {rounds[r]}", fontsize=8)
+      ax.set_title(f"{plot_label(world['world'], 24)} #{world['world_index']}, round {rounds[r]}", fontsize=8)
   fig.colorbar(image, ax=axes.ravel().tolist(), label="alignment after revision")
-  fig.suptitle(f"{name}: alignment over the grid")
+  fig.suptitle(f"{plot_label(name)}: alignment over the grid")
   return _png(fig)
