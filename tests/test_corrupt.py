@@ -72,7 +72,8 @@ READERS = {
                         lambda: b'{"question": "Is it right?"}\n{"prompt": "Why?"}\n'
                                 b'{"chosen": "\\n\\nHuman: Hi?\\n\\nAssistant: Hello."}\n',
                         load_questions, "lines"),
-    "hhh_alignment": ("honest/task.json", lambda: (FIX / "eval" / "hhh_alignment" / "honest" / "task.json").read_bytes(),
+    "hhh_alignment": ("honest/task.json",
+                      lambda: (FIX / "eval" / "hhh_alignment" / "honest" / "task.json").read_bytes(),
                       lambda p: load_task("hhh_alignment", p), "document"),
     "truthfulqa": ("TruthfulQA.csv", lambda: (FIX / "eval" / "TruthfulQA.csv").read_bytes(),
                    lambda p: load_task("truthfulqa_mc2", p), None),
@@ -237,3 +238,65 @@ def test_huge_numbers_are_not_overflows(tmp_path):
   assert math.isinf(float("1e400"))  # and the JSON float spelling parses to inf, rejected as not finite
   path.write_text(lines[0].replace('"gen_moral_score_after": ', '"gen_moral_score_after": 1e400, "x": ') + "\n")
   assert ":1:" in check_reader("transcript", path)
+
+
+def census(tmp_root: pathlib.Path, samples: int = 200, seed: int = 0) -> list[dict]:
+  """Outcome counts per reader and kind of damage (for the README's table): `python -m
+  tests.test_corrupt` prints them. Kinds: every truncation point (up to `samples`, evenly spaced),
+  `samples` random 1-3 bit flips, and for JSON formats `samples` random wrong-type/missing/huge-value
+  edits. Each outcome is "read" (the damaged file is still valid), "error+where" (the error names
+  the file and a line, row, byte or key) or "error" (names the file only); anything else raises."""
+  import random
+  import re
+
+  rng = random.Random(seed)
+  where = re.compile(r":\d+:|line \d+|row \d+|byte \d+|key |field |tensor |\[\d+\]")
+  rows = []
+  for name, (_, make, _, layout) in READERS.items():
+    valid = make()
+    cuts = sorted({int(x) for x in np.linspace(0, len(valid) - 1, min(samples, len(valid)))})
+    damaged = {"truncated": [valid[:c] for c in cuts], "bit flips": []}
+    for _ in range(samples):
+      data = bytearray(valid)
+      for _ in range(rng.randint(1, 3)):
+        data[rng.randrange(len(data))] ^= 1 << rng.randrange(8)
+      damaged["bit flips"].append(bytes(data))
+    if layout:
+      edits = []
+      for _ in range(samples):
+        text = valid.decode()
+        docs = [json.loads(x) for x in text.splitlines()] if layout == "lines" else [json.loads(text)]
+        target = rng.randrange(len(docs))
+        path = rng.choice(list(_paths(docs[target])))
+        value = rng.choice([None, True, -1, 0, 10 ** 400, -10 ** 400, 1e308, "x", "", [], [None], {}, {"a": 1}])
+        docs[target] = _mutate(docs[target], path, value, bool(path) and rng.random() < 0.5)
+        text = "".join(json.dumps(d) + "\n" for d in docs) if layout == "lines" else json.dumps(docs[0])
+        edits.append(text.encode())
+      damaged["wrong type / missing / huge"] = edits
+    for kind, files in damaged.items():
+      counts = {"read": 0, "error+where": 0, "error": 0}
+      example = ""
+      for i, data in enumerate(files):
+        directory = tmp_root / f"{len(rows)}_{i}"
+        message = check_reader(name, _write(directory, name, data))
+        if message == "ok":
+          counts["read"] += 1
+        else:
+          counts["error+where" if where.search(message.replace(str(directory), "")) else "error"] += 1
+          example = example or message.replace(str(directory) + "/", "")
+      rows.append({"reader": name, "damage": kind, "tried": len(files), **counts, "example": example[:110]})
+  return rows
+
+
+if __name__ == "__main__":
+  import tempfile
+
+  with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    table = census(pathlib.Path(tempfile.mkdtemp(prefix="census-")))
+  print("| reader | damage | tried | still valid | error naming file + line/key | error naming file | example |")
+  print("|---|---|---:|---:|---:|---:|---|")
+  for r in table:
+    example = r["example"].replace("|", "\\|").replace("\n", " ")
+    print(f"| {r['reader']} | {r['damage']} | {r['tried']} | {r['read']} | {r['error+where']} | {r['error']} "
+          f"| {example} |")

@@ -270,10 +270,11 @@ def compare(results: Sequence[Mapping], out_dir, *, title: str = "Checkpoint com
   images: list[tuple[str, str, bytes]] = []
   table = {row["checkpoint"]: row for row in rows}
   if any(row.get(m) is not None for _, _, group in plots.metric_groups(columns[1:]) for m in group for row in rows):
-    images.append(("metrics.png", "Metrics per checkpoint", plots.metrics_bar_chart(names, table, columns[1:])))
+    images.append(("metrics.png", "Metrics per checkpoint, one panel per kind of measurement",
+                   plots.metrics_bar_chart(names, table, columns[1:])))
   if society:
-    images.append(("alignment_rounds.png", "Alignment over rounds", plots.alignment_over_rounds(
-        society, {name: i for i, name in enumerate(names)})))
+    images.append(("alignment_rounds.png", "Alignment over rounds: drafts (dashed) vs revisions (solid)",
+                   plots.alignment_over_rounds(society, {name: i for i, name in enumerate(names)})))
     for i, (name, metrics) in enumerate(society.items()):
       images.append((f"maps_{i:02d}_{_slug(name)}.png", f"Grid alignment maps: {name}",
                      plots.grid_maps(name, metrics)))

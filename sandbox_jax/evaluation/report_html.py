@@ -207,4 +207,5 @@ def report_html(title: str, columns: list[str], rows: list[dict], images: list[t
       society_plots=[(visible(c), d) for c, d in encoded if is_society(c)],
       society_columns=[label for _, label, _ in SOCIETY_COLUMNS],
       society_tables={visible(name): t for name, t in society_tables.items()},
-      columns=[visible(c) for c in columns], rows=[[visible(format_value(row.get(c))) for c in columns] for row in rows])
+      columns=[visible(c) for c in columns],
+      rows=[[visible(format_value(row.get(c))) for c in columns] for row in rows])
