@@ -53,7 +53,9 @@ def _read_safetensors(path):
 def _read_config(path):
   from sandbox_jax.main import load_config
 
-  return load_config(str(path))
+  with warnings.catch_warnings():  # a flipped bit may make an invalid escape sequence: a warning, not an error
+    warnings.simplefilter("ignore", DeprecationWarning)
+    return load_config(str(path))
 
 
 def _quiet(fn, *args):
