@@ -16,12 +16,62 @@ Commands:
             them one after another and tabulate their final metrics (sandbox_jax/sweep.py).
 """
 
+import os
 import sys
 
 from absl import app, flags, logging
 from ml_collections import config_flags
+from ml_collections.config_flags import config_flags as _config_file_parser
+
+
+
+REQUIRED_CONFIG_KEYS = ("seed", "workdir", "tokenizer", "checkpoint", "mesh", "logical_axis_rules")
+
+
+class CheckedConfigParser(_config_file_parser.ConfigFileFlagParser):
+  """ml_collections' config file parser whose every failure is ONE ValueError naming the file (and
+  line): absl then prints it as a flags error, without a traceback from inside the loader."""
+
+  def parse(self, path):
+    import ml_collections
+
+    file = path.split(":", 1)[0]
+    if not os.path.isfile(file):
+      raise ValueError(f"{file}: no such config file")
+    try:
+      code = compile(open(file, "rb").read().decode("utf-8"), file, "exec")
+    except UnicodeDecodeError as e:
+      raise ValueError(f"{file}: not valid UTF-8 (byte {e.start})") from None
+    except SyntaxError as e:
+      raise ValueError(f"{file}:{e.lineno}: {e.msg}") from None
+    except ValueError as e:  # source code string cannot contain null bytes
+      raise ValueError(f"{file}: {e}") from None
+    if "get_config" not in code.co_names:
+      raise ValueError(f"{file}: no get_config() defined")
+    sys.modules.pop(f"{self.name}_config", None)  # else the loader reuses the module loaded before
+    try:
+      config = super().parse(path)
+    except Exception as e:  # noqa: BLE001 -- the config's own code raised: report it against the file
+      if isinstance(e, (TypeError, ValueError)) and e.__context__ is not None:
+        e = e.__context__  # ml_collections re-raises these with a formatted traceback as the message
+      raise ValueError(f"{file}: get_config failed: {type(e).__name__}: {e}") from None
+    if type(config).__name__ == "_ErrorConfig":
+      raise ValueError(f"{file}: could not be loaded ({object.__getattribute__(config, '_error')})")
+    if not isinstance(config, ml_collections.ConfigDict):
+      raise ValueError(f"{file}: get_config() returned {type(config).__name__}, expected an ml_collections.ConfigDict")
+    missing = [key for key in REQUIRED_CONFIG_KEYS if key not in config]
+    if missing:
+      raise ValueError(f"{file}: config key {missing[0]!r} is missing (configs start from config_utils.base_config())")
+    return config
+
+
+def load_config(path: str):
+  """The ConfigDict of `--config=<file>[:arg]`, or one ValueError naming the file (CheckedConfigParser)."""
+  return CheckedConfigParser("config").parse(path)
+
 
 _CONFIG = config_flags.DEFINE_config_file("config", "configs/tiny.py", "Run config (ml_collections file).")
+flags.FLAGS["config"].parser = CheckedConfigParser("config")  # checked from the command line's --config on
 _OUT = flags.DEFINE_string("out", None, "Output directory (export, records).")
 _TRANSCRIPT = flags.DEFINE_string("transcript", None, "Transcript JSONL (records).")
 _LAUNCH = flags.DEFINE_bool("launch", False, "sweep: run the points (default: print their commands).")

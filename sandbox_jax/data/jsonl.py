@@ -48,11 +48,15 @@ def iter_jsonl(path: PathLike, parse: Callable[[Any, str], T]) -> Iterator[T]:
   DataFormatError (prefixed with `where`) for a well-formed line with bad content.
   """
   path = pathlib.Path(path)
-  with path.open(encoding="utf-8") as f:
-    for lineno, line in enumerate(f, start=1):
+  with path.open("rb") as f:
+    for lineno, raw in enumerate(f, start=1):
+      where = f"{path}:{lineno}"
+      try:
+        line = raw.decode("utf-8")
+      except UnicodeDecodeError as e:
+        raise DataFormatError(f"{where}: not valid UTF-8 (byte {e.start + 1} of the line)") from None
       if not line.strip():
         continue
-      where = f"{path}:{lineno}"
       try:
         obj = json.loads(line)
       except json.JSONDecodeError as e:

@@ -64,7 +64,7 @@ def _int(obj, name, where) -> int:
 
 def _float(obj, name, where) -> float:
   value = _require(obj, name, where)
-  if not _is_number(value) or not math.isfinite(value):
+  if not _is_finite_number(value):
     raise DataFormatError(_prefix(where, f"field {name!r} must be a finite number, got {value!r}"))
   return float(value)
 
@@ -82,7 +82,10 @@ def _list(obj, name, where, item_ok, item_kind: str) -> list:
 
 
 def _is_finite_number(x) -> bool:
-  return _is_number(x) and math.isfinite(x)
+  try:
+    return _is_number(x) and math.isfinite(x)
+  except OverflowError:  # an integer beyond the float range (JSON allows 10**400)
+    return False
 
 
 def _check_rating(value: float, scale: float, what: str) -> None:

@@ -7,6 +7,11 @@ rater ids and reasons, the average rating, the revision, the observer scores bef
 memory entry used. The data is embedded in the page as JSON (escaped so no text can close the
 script element); the script is vanilla JS that writes text with `textContent`, never as HTML; the
 page loads nothing from the network.
+
+Model text is hostile input: it reaches the page only as JSON data and leaves it only through
+`textContent`, so markup, `javascript:` URLs, NUL and 100 kB answers are shown verbatim and run
+nothing. Lone surrogates (not valid Unicode, never produced by a tokenizer's decode, which puts
+U+FFFD in place of invalid bytes) are shown as U+FFFD, as in every other output (`valid_unicode`).
 """
 
 import html
@@ -15,6 +20,7 @@ import pathlib
 import re
 
 from sandbox_jax.evaluation.compare import atomic_write_text
+from sandbox_jax.evaluation.report_html import valid_unicode, visible
 from sandbox_jax.evaluation.society_metrics import infer_grid_size, load_transcript
 
 PAGE = """<!DOCTYPE html>
@@ -241,8 +247,18 @@ def viewer_data(rows, grid_size: int | None = None, title: str = "Society transc
             "question": row.memory_used.question, "answer": row.memory_used.answer,
             "round": row.memory_used.round},
         "agent_model": row.agent_model, "observer_model": row.observer_model})
-  return {"title": title, "grid_size": n, "rounds": sorted({row.round for row in rows}),
-          "worlds": [worlds[k] for k in sorted(worlds)], "records": records}
+  return _valid({"title": title, "grid_size": n, "rounds": sorted({row.round for row in rows}),
+                 "worlds": [worlds[k] for k in sorted(worlds)], "records": records})
+
+
+def _valid(obj):
+  if isinstance(obj, str):
+    return valid_unicode(obj)
+  if isinstance(obj, dict):
+    return {key: _valid(value) for key, value in obj.items()}
+  if isinstance(obj, list):
+    return [_valid(value) for value in obj]
+  return obj
 
 
 def embed_json(data) -> str:
@@ -254,7 +270,7 @@ def embed_json(data) -> str:
 def viewer_html(transcript, grid_size: int | None = None, title: str = "Society transcript") -> str:
   """The whole page as a string (see module docstring)."""
   data = viewer_data(transcript, grid_size, title)
-  parts = {"TITLE": html.escape(title), "STYLE": STYLE, "SCRIPT": SCRIPT, "DATA": embed_json(data)}
+  parts = {"TITLE": html.escape(visible(title)), "STYLE": STYLE, "SCRIPT": SCRIPT, "DATA": embed_json(data)}
   return re.sub(r"__(TITLE|STYLE|SCRIPT|DATA)__", lambda m: parts[m.group(1)], PAGE)
 
 

@@ -18,7 +18,7 @@ import numpy as np
 from flax import nnx
 from jax.experimental import multihost_utils
 from jax.sharding import Mesh, SingleDeviceSharding
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.numpy import save_file
 
 from sandbox_jax.model.config import ModelConfig
@@ -36,6 +36,19 @@ TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_ma
 SPECIAL_ID_KEYS = ("bos_token_id", "eos_token_id", "pad_token_id")
 
 
+def _read_weight_map(index_path: Path) -> dict[str, str]:
+  """The `weight_map` (tensor name -> file name) of a sharded checkpoint's index, checked."""
+  try:
+    index = json.loads(index_path.read_bytes().decode("utf-8"))
+  except (UnicodeDecodeError, json.JSONDecodeError) as e:
+    raise ValueError(f"{index_path}: not a valid JSON index ({e})") from None
+  weight_map = index.get("weight_map") if isinstance(index, dict) else None
+  if not isinstance(weight_map, dict) or not all(isinstance(k, str) and isinstance(v, str)
+                                                 for k, v in weight_map.items()):
+    raise ValueError(f"{index_path}: key 'weight_map' must map tensor names to file names")
+  return weight_map
+
+
 class SafetensorsReader(contextlib.ExitStack):
   """All tensors of a checkpoint directory by name, from one or many files (index or not)."""
 
@@ -44,7 +57,7 @@ class SafetensorsReader(contextlib.ExitStack):
     self.directory = Path(directory)
     index_path = self.directory / INDEX_FILE
     if index_path.is_file():
-      weight_map = json.loads(index_path.read_text())["weight_map"]
+      weight_map = _read_weight_map(index_path)
       files = sorted(set(weight_map.values()))
     else:
       files = sorted(p.name for p in self.directory.glob("*.safetensors"))
@@ -56,9 +69,19 @@ class SafetensorsReader(contextlib.ExitStack):
       path = self.directory / name
       if not path.is_file():
         raise FileNotFoundError(f"{index_path}: lists {name}, which does not exist")
-      self.handles[name] = self.enter_context(safe_open(str(path), framework="np"))
+      try:
+        self.handles[name] = self.enter_context(safe_open(str(path), framework="np"))
+      except SafetensorError as e:  # truncated, bit-flipped or not a safetensors file at all
+        self.close()
+        raise ValueError(f"{path}: not a valid safetensors file ({e})") from None
     if weight_map is None:
       weight_map = {key: name for name, h in self.handles.items() for key in h.keys()}
+    else:
+      stored = {name: set(h.keys()) for name, h in self.handles.items()}
+      for key, name in weight_map.items():
+        if key not in stored[name]:
+          self.close()
+          raise ValueError(f"{index_path}: lists tensor {key!r} in {name}, which does not hold it")
     self.weight_map = weight_map
 
   def __contains__(self, name: str) -> bool:

@@ -45,8 +45,11 @@ def load_questions(path: str | Path) -> list[str]:
       raise ValueError(f"{path}:{number}: invalid JSON: {e.msg}") from e
     if not isinstance(row, dict):
       raise ValueError(f"{path}:{number}: expected a JSON object")
+    for key in ("question", "prompt", "chosen", "transcript"):
+      if row.get(key) is not None and not isinstance(row[key], str):
+        raise ValueError(f"{path}:{number}: field {key!r} must be a string, got {type(row[key]).__name__}")
     question = row.get("question") or row.get("prompt") or _first_human_turn(row.get("chosen") or row.get("transcript") or "")
-    if not isinstance(question, str) or not question.strip():
+    if not question.strip():
       raise ValueError(f"{path}:{number}: no question (fields question, prompt, chosen or transcript)")
     questions.append(question.strip())
   if not questions:

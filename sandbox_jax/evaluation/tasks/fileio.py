@@ -2,8 +2,10 @@
 
 import csv
 import gzip
+import io
 import json
 import pathlib
+import zlib
 from collections.abc import Iterator
 
 from sandbox_jax.evaluation.tasks.doc import TaskFormatError
@@ -12,15 +14,25 @@ _GZIP_MAGIC = b"\x1f\x8b"
 
 
 def open_text(path):
-  """Opens a UTF-8 text file, transparently gunzipping it when it starts with the gzip magic."""
+  """The UTF-8 text of a file as a text stream, transparently gunzipped when it starts with the gzip
+  magic. The whole file is decoded up front, so a truncated gzip stream or invalid UTF-8 is one
+  TaskFormatError naming the file (and the line of the first bad byte), never a decoder's error
+  halfway through reading."""
   path = pathlib.Path(path)
   if not path.is_file():
     raise FileNotFoundError(f"{path}: no such file")
-  with open(path, "rb") as raw:
-    magic = raw.read(2)
-  if magic == _GZIP_MAGIC:
-    return gzip.open(path, "rt", encoding="utf-8", newline="")
-  return open(path, encoding="utf-8", newline="")
+  data = path.read_bytes()
+  if data[:2] == _GZIP_MAGIC:
+    try:
+      data = gzip.decompress(data)
+    except (OSError, EOFError, zlib.error) as e:
+      raise TaskFormatError(path, "", f"corrupt or truncated gzip file: {e}") from None
+  try:
+    text = data.decode("utf-8")
+  except UnicodeDecodeError as e:
+    line = data[:e.start].count(b"\n") + 1
+    raise TaskFormatError(path, f"line {line}", f"not valid UTF-8 (byte {e.start})") from None
+  return io.StringIO(text, newline="")
 
 
 def read_json(path):

@@ -5,7 +5,7 @@ from collections.abc import Callable
 from sandbox_jax.evaluation.tasks.bigbench_json import load_moral_permissibility, load_simple_ethical_questions
 from sandbox_jax.evaluation.tasks.bigbench_truthfulqa import (load_bigbench_truthfulqa_mc1,
                                                               load_bigbench_truthfulqa_mc2)
-from sandbox_jax.evaluation.tasks.doc import MultipleChoiceDoc, UnknownTaskError
+from sandbox_jax.evaluation.tasks.doc import MultipleChoiceDoc, TaskFormatError, UnknownTaskError
 from sandbox_jax.evaluation.tasks.ethics import (load_ethics_cm, load_ethics_deontology,
                                                  load_ethics_justice, load_ethics_utilitarianism,
                                                  load_ethics_virtue)
@@ -40,4 +40,7 @@ def load_task(name: str, path, **options) -> list[MultipleChoiceDoc]:
   loader = TASKS.get(name)
   if loader is None:
     raise UnknownTaskError(f"unknown task {name!r}; known tasks: {', '.join(sorted(TASKS))}")
-  return loader(path, **options)
+  docs = loader(path, **options)
+  if not docs:
+    raise TaskFormatError(path, "", f"no {name} examples in the file")
+  return docs
