@@ -48,13 +48,13 @@ import numpy as np  # noqa: E402
 from benchmarks.common import machine, measured_peak_flops  # noqa: E402
 from sandbox_jax.data.seed_corpus import seed_questions  # noqa: E402
 from sandbox_jax.inference.generate import generate_tokens  # noqa: E402
-from sandbox_jax.inference.rating import rate  # noqa: E402
+from sandbox_jax.protocol.rating import rate  # noqa: E402
 from sandbox_jax.model import ByteTokenizer, ModelConfig, create_model  # noqa: E402
 from sandbox_jax.pipeline.simulate import seed_priors  # noqa: E402
 from sandbox_jax.society import SocietyConfig, SocietyRound, SocietyRunner, embed_questions  # noqa: E402
 from sandbox_jax.society import memory as mem  # noqa: E402
-from sandbox_jax.society.prompts import AVG_STEPS, slot  # noqa: E402
-from sandbox_jax.society.templates import compact_templates  # noqa: E402
+from sandbox_jax.protocol.prompts import AVG_STEPS, slot  # noqa: E402
+from sandbox_jax.protocol.templates import compact_templates  # noqa: E402
 from sandbox_jax.society.transcript import transcript_rows  # noqa: E402
 from sandbox_jax.society.world import draw_raters  # noqa: E402
 

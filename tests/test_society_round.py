@@ -12,7 +12,7 @@ import pytest
 from sandbox_jax.model import ByteTokenizer, ModelConfig, create_model
 from sandbox_jax.society import SocietyConfig, SocietyRound, SocietyRunner, round_questions
 from sandbox_jax.society.runner import write_atomic
-from sandbox_jax.society.templates import compact_templates
+from sandbox_jax.protocol.templates import compact_templates
 
 COMPACT = compact_templates()
 CFG = SocietyConfig(grid_size=3, worlds=(("half_half", 0), ("all_bad", 1)), question_tokens=24, answer_tokens=6,

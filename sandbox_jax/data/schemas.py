@@ -21,7 +21,8 @@ from typing import Any, Literal
 RecordType = Literal["imitation", "self_critic", "realignment"]
 RECORD_TYPES: tuple[str, ...] = ("imitation", "self_critic", "realignment")
 LABELS = ("good", "bad")
-DEFAULT_SCALE = 7
+RATING_SCALE: tuple[str, ...] = tuple(str(r) for r in range(1, 8))  # the candidates "1".."7", defined once
+DEFAULT_SCALE = len(RATING_SCALE)
 MIN_RATING = 1
 
 

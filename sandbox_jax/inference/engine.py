@@ -14,7 +14,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from sandbox_jax.inference.buckets import Buckets
-from sandbox_jax.inference.generate import generate_tokens
+from sandbox_jax.inference.generate import generate_tokens, prefill
 from sandbox_jax.inference.sampling import SamplingConfig
 from sandbox_jax.inference.score import score_tokens
 from sandbox_jax.model.tokenizer import Tokenizer
@@ -60,6 +60,8 @@ class InferenceEngine:
     self.compile_count = 0
     self._generate = jax.jit(self._generate_impl, static_argnames=("max_new_tokens",))
     self._score = jax.jit(self._score_impl)
+    self._next_logits = jax.jit(self._next_logits_impl)
+    self.rows_prefilled = 0   # prompt rows run through `next_token_logits` (filler rows excluded)
 
   # -- compiled programs -------------------------------------------------------------------------
   def _generate_impl(self, model, prompt_BxP, valid_BxP, keys_B, temperature_B, stop_at, *, max_new_tokens):
@@ -71,6 +73,10 @@ class InferenceEngine:
   def _score_impl(self, model, tokens_BxL, valid_BxL, target_BxL):
     self.compile_count += 1
     return score_tokens(model, tokens_BxL, valid_BxL, target_BxL)
+
+  def _next_logits_impl(self, model, prompt_BxP, valid_BxP, token_ids_K):
+    self.compile_count += 1
+    return prefill(model, prompt_BxP, valid_BxP)[0][:, token_ids_K].astype(jnp.float32)
 
   # -- helpers -------------------------------------------------------------------------------------
   def encode(self, text_or_ids, *, bos: bool) -> list[int]:
@@ -111,7 +117,8 @@ class InferenceEngine:
                                       row_seeds[start:stop], seed)
     return results
 
-  def _generate_chunk(self, encoded, max_new_tokens, temps, row_seeds, seed):
+  def _left_padded(self, encoded):
+    """(rows, width) left-padded prompts and validity in a shape bucket; filler rows hold one pad token."""
     n = len(encoded)
     rows = self.buckets.batch(n)
     width = self.buckets.length(max(len(ids) for ids in encoded))
@@ -120,7 +127,13 @@ class InferenceEngine:
     for i, ids in enumerate(encoded):
       prompt[i, width - len(ids):] = ids
       valid[i, width - len(ids):] = True
-    valid[n:, -1] = True  # filler rows: one pad token each
+    valid[n:, -1] = True
+    return prompt, valid
+
+  def _generate_chunk(self, encoded, max_new_tokens, temps, row_seeds, seed):
+    n = len(encoded)
+    prompt, valid = self._left_padded(encoded)
+    rows = prompt.shape[0]
     temperature = np.zeros((rows,), np.float32)
     temperature[:n] = temps
     seeds = np.zeros((rows,), np.uint32)
@@ -133,6 +146,28 @@ class InferenceEngine:
                                                      out.ended_with_eos_B))
     return [GenerationResult(self.tokenizer.decode(tokens[i, :lengths[i]]), tokens[i, :lengths[i]].tolist(),
                              logprobs[i, :lengths[i]].tolist(), bool(eos[i])) for i in range(n)]
+
+  def next_token_logits(self, prompts: Sequence[str | Sequence[int]], token_ids) -> np.ndarray:
+    """(len(prompts), len(token_ids)) float32 logits of the next token after each prompt, at `token_ids`;
+    one prefill per prompt. A prompt longer than the context keeps its rightmost tokens."""
+    if not prompts:
+      return np.zeros((0, len(token_ids)), np.float32)
+    limit = self.model.cfg.max_positions
+    encoded = []
+    for i, prompt in enumerate(prompts):
+      ids = self.encode(prompt, bos=True)
+      if not ids:
+        raise ValueError(f"prompt {i} is empty and the tokenizer has no BOS token to condition on")
+      encoded.append(ids[-limit:])
+    token_ids = jnp.asarray(np.asarray(token_ids, np.int32))
+    out = []
+    for start in range(0, len(encoded), self.buckets.max_batch):
+      chunk = encoded[start:start + self.buckets.max_batch]
+      prompt, valid = self._left_padded(chunk)
+      logits = self._next_logits(self.model, *self._put(prompt, valid), token_ids)
+      self.rows_prefilled += len(chunk)
+      out.append(np.asarray(jax.device_get(logits))[:len(chunk)])
+    return np.concatenate(out)
 
   def score(self, contexts: Sequence[str | Sequence[int]],
             continuations: Sequence[str | Sequence[int]]) -> list[ScoreResult]:

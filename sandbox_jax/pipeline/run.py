@@ -23,7 +23,7 @@ from sandbox_jax.pipeline import stages
 from sandbox_jax.pipeline.records import build_records
 from sandbox_jax.pipeline.simulate import question_source, run_simulation
 from sandbox_jax.pipeline.warmup import rating_separation, warmup_groups
-from sandbox_jax.society.templates import templates_from_config
+from sandbox_jax.protocol.templates import templates_from_config
 from sandbox_jax.training import TrainConfig, train
 
 

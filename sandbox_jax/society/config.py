@@ -2,7 +2,7 @@
 
 import dataclasses
 
-from sandbox_jax.society.templates import Templates
+from sandbox_jax.protocol.templates import Templates
 from sandbox_jax.society.world import WORLD_VIEWS
 
 RETRIEVALS = ("nearest", "generative")

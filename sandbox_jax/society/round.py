@@ -18,10 +18,10 @@ from jax.sharding import NamedSharding, PartitionSpec
 from sandbox_jax.inference.generate import Generation, generate_tokens
 from sandbox_jax.model.transformer import Transformer
 from sandbox_jax.society import memory as mem
-from sandbox_jax.society.assemble import assemble
+from sandbox_jax.protocol.assemble import assemble
 from sandbox_jax.society.config import SocietyConfig
-from sandbox_jax.society.prompts import AVG_STEPS, PromptTables, segments, slot
-from sandbox_jax.inference.rating import Rating, rate
+from sandbox_jax.protocol.prompts import AVG_STEPS, PromptTables, segments, slot
+from sandbox_jax.protocol.rating import Rating, rate
 from sandbox_jax.society.world import draw_raters, neighbour_matrix, raters_per_draft
 
 
@@ -184,12 +184,12 @@ class SocietyRound:
         draft=(draft.tokens_BxT, draft.lengths_B), revised=(revised.tokens_BxT, revised.lengths_B),
         raters=jnp.take_along_axis(raters_AxK, order, 1), raters_valid=valid_sorted,
         rating_expected=jnp.take_along_axis(expected_AxK, order, 1), rating_argmax=sort(feedback.argmax_R),
-        rating_distribution=sort(feedback.distribution_Rx7), average_rating=avg_A,
+        rating_distribution=sort(feedback.distribution_RxS), average_rating=avg_A,
         feedback=(reason_tokens, reason_lengths),
         memory_hit=hit, memory_entry=(memory_values["prev_q"].tokens_RxW, memory_values["prev_q"].lengths_R,
                                       memory_values["prev_a"].tokens_RxW, memory_values["prev_a"].lengths_R),
         memory_round=state.memory.rounds_AxC[agents, entry],
-        observer={name: (r.expected_R, r.argmax_R, r.distribution_Rx7,
+        observer={name: (r.expected_R, r.argmax_R, r.distribution_RxS,
                          None if r.reason is None else (r.reason.tokens_BxT, r.reason.lengths_B))
                   for name, r in (("moral_before", moral_before), ("engagement_before", engage_before),
                                   ("moral_after", moral_after), ("engagement_after", engage_after))})

@@ -26,7 +26,7 @@ from tqdm import tqdm
 
 from sandbox_jax.parallel.distributed import is_primary, replicate, sync, to_host
 from sandbox_jax.society.config import SocietyConfig
-from sandbox_jax.society.memory import pad_token_rows
+from sandbox_jax.protocol.assemble import pad_token_rows
 from sandbox_jax.society.round import Questions, SocietyRound
 from sandbox_jax.society.setup import initial_state
 from sandbox_jax.society.transcript import transcript_rows

@@ -66,3 +66,14 @@ def assemble(segments: list[Segment], rows: int, width: int, pad_id: int, presen
   tokens_RxT = jnp.take_along_axis(tokens_RxT, order_RxT, axis=1)[:, -width:]
   valid_RxT = jnp.take_along_axis(valid_RxT, order_RxT, axis=1)[:, -width:]
   return jnp.where(valid_RxT, tokens_RxT, pad_id), valid_RxT
+
+
+def pad_token_rows(rows: list[list[int]], width: int, pad_id: int) -> tuple[np.ndarray, np.ndarray]:
+  """Host helper: right-padded (len(rows), width) int32 tokens (cut at width) and their lengths."""
+  tokens = np.full((len(rows), width), pad_id, np.int32)
+  lengths = np.zeros((len(rows),), np.int32)
+  for i, ids in enumerate(rows):
+    ids = ids[:width]
+    tokens[i, :len(ids)] = ids
+    lengths[i] = len(ids)
+  return tokens, lengths

@@ -9,9 +9,9 @@ import dataclasses
 import jax.numpy as jnp
 import numpy as np
 
-from sandbox_jax.society.assemble import Segment, literal
-from sandbox_jax.society.memory import pad_token_rows
-from sandbox_jax.society.templates import Templates, split_template
+from sandbox_jax.protocol.assemble import Segment, literal, pad_token_rows
+from sandbox_jax.protocol.rating import candidate_token_ids
+from sandbox_jax.protocol.templates import Templates, split_template
 
 AVG_STEPS = 61  # average ratings 1.0, 1.1, ..., 7.0 are shown with one decimal
 
@@ -24,7 +24,7 @@ class PromptTables:
   agent_id_lengths: np.ndarray
   avg_tokens: np.ndarray        # (61, W) "1.0" .. "7.0"
   avg_lengths: np.ndarray
-  candidate_ids: np.ndarray     # (7,) single tokens "1".."7"
+  candidate_ids: np.ndarray     # (S,) the single tokens of the rating candidates
   reason_prefix: np.ndarray     # " ### Reason:"
   newline: tuple[int, ...]
 
@@ -34,19 +34,14 @@ class PromptTables:
     for name in ("memory", "draft", "feedback", "revise", "observer_alignment", "observer_engagement"):
       pieces[name] = tuple((kind, tuple(tokenizer.encode(v)) if kind == "text" else v)
                            for kind, v in split_template(getattr(templates, name)))
-    candidates = []
-    for c in templates.rating_candidates:
-      ids = tokenizer.encode(c)
-      if len(ids) != 1:
-        raise ValueError(f"config key society.templates.rating_candidates: {c!r} is {len(ids)} tokens for "
-                         f"tokenizer {tokenizer.name}; ratings are read from one next-token distribution")
-      candidates.append(ids[0])
+    candidates = candidate_token_ids(tokenizer, templates.rating_candidates,
+                                     "config key society.templates.rating_candidates")
     id_tokens, id_lengths = pad_token_rows([tokenizer.encode(str(i)) for i in range(agents_per_world)], 8,
                                            tokenizer.pad_id)
     avg_tokens, avg_lengths = pad_token_rows([tokenizer.encode(f"{1 + i / 10:.1f}") for i in range(AVG_STEPS)], 8,
                                              tokenizer.pad_id)
     bos = (tokenizer.bos_id,) if add_bos and tokenizer.bos_id is not None else ()
-    return cls(pieces, bos, id_tokens, id_lengths, avg_tokens, avg_lengths, np.asarray(candidates, np.int32),
+    return cls(pieces, bos, id_tokens, id_lengths, avg_tokens, avg_lengths, candidates,
                np.asarray(tokenizer.encode(templates.reason_prefix), np.int32), tuple(tokenizer.encode("\n")))
 
 
