@@ -67,9 +67,12 @@ def to_host(tree):
 
 def replicate(tree, mesh: Mesh | None):
   """Places host values (NumPy or single-device arrays, equal on every process) as arrays
-  replicated over `mesh`, which may span processes; without a mesh (or on one device) unchanged."""
-  if mesh is None or mesh.size == 1:
-    return tree
+  replicated over `mesh`, which may span processes; without a mesh unchanged.
+
+  On a one-device mesh too: the values then carry the mesh's sharding, as the outputs of programs
+  over that mesh do, so feeding those outputs back in does not retrace (the society round)."""
+  if mesh is None:
+    return jax.tree.map(jax.numpy.asarray, tree)
   sharding = NamedSharding(mesh, PartitionSpec())
 
   def one(x):

@@ -13,10 +13,10 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.sharding import NamedSharding, PartitionSpec
 
 from sandbox_jax.inference.generate import Generation, generate_tokens
 from sandbox_jax.model.transformer import Transformer
+from sandbox_jax.parallel.sharding import replicated
 from sandbox_jax.society import memory as mem
 from sandbox_jax.protocol.assemble import assemble
 from sandbox_jax.society.config import SocietyConfig
@@ -195,7 +195,7 @@ class SocietyRound:
                                   ("moral_after", moral_after), ("engagement_after", engage_after))})
     out = SocietyState(memory, state.round + 1, state.labels_A), transcript
     mesh = agent_model.mesh
-    if mesh is not None and mesh.size > 1:  # replicated: every process holds (and can fetch) all of it
-      replicated = NamedSharding(mesh, PartitionSpec())
-      out = jax.tree.map(lambda x: jax.lax.with_sharding_constraint(x, replicated), out)
+    if mesh is not None:  # replicated: every process holds (and can fetch) all of it; the runner
+      # places the first state the same way, so round 1 sees the shardings round 0 did (no retrace)
+      out = jax.tree.map(lambda x: jax.lax.with_sharding_constraint(x, replicated(mesh)), out)
     return out

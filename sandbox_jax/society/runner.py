@@ -19,7 +19,6 @@ import tempfile
 from pathlib import Path
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
 from tqdm import tqdm
@@ -88,9 +87,7 @@ class SocietyRunner:
     tokens, lengths = pad_token_rows([self.tokenizer.encode(t) for t in texts], self.cfg.question_tokens,
                                      self.tokenizer.pad_id)
     questions = Questions(np.asarray(tokens), np.asarray(lengths), np.asarray(ids, np.int32))
-    mesh = self.agent_model.mesh
-    return (replicate(questions, mesh) if mesh is not None and mesh.size > 1
-            else jax.tree.map(jnp.asarray, questions)), texts
+    return replicate(questions, self.agent_model.mesh), texts
 
   def _state(self):
     fresh = replicate(initial_state(self.cfg, self.tokenizer, self.agent_model, self.prior_memories, self.seed),
