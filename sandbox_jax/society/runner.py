@@ -71,7 +71,8 @@ class SocietyRunner:
     self.round_fn = round_fn or SocietyRound(cfg, tokenizer, add_bos)  # pass one to reuse its compilation
     self.checkpoints = ocp.CheckpointManager(self.workdir.absolute() / "state",
                                              options=ocp.CheckpointManagerOptions(max_to_keep=2))
-    # chunk_rows only schedules the computation (results are equal), so a run may resume with another
+    # chunk_rows only schedules the computation (results agree within float tolerance, bitwise only for
+    # the same chunk size and machine: DESIGN.md §13), so a run may resume with another
     society = repr(dataclasses.replace(cfg, chunk_rows=0))
     fingerprint = json.dumps({"society": society, "seed": seed, "questions": len(questions), "models": self.names},
                              sort_keys=True)
