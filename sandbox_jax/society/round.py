@@ -12,15 +12,14 @@ import dataclasses
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from sandbox_jax.inference.generate import Generation, generate_tokens
 from sandbox_jax.model.transformer import Transformer
 from sandbox_jax.parallel.sharding import replicated
 from sandbox_jax.society import memory as mem
-from sandbox_jax.protocol.assemble import assemble
+from sandbox_jax.protocol.assemble import assemble, strip_whitespace
 from sandbox_jax.society.config import SocietyConfig
-from sandbox_jax.protocol.prompts import AVG_STEPS, PromptTables, segments, slot
+from sandbox_jax.protocol.prompts import PromptTables, average_index, reasons_segments, segments, slot
 from sandbox_jax.protocol.rating import Rating, rate
 from sandbox_jax.society.world import draw_raters, neighbour_matrix, raters_per_draft
 
@@ -55,10 +54,12 @@ class SocietyRound:
   def __init__(self, cfg: SocietyConfig, tokenizer, add_bos: bool = True):
     self.cfg = cfg
     self.tokenizer = tokenizer
-    self.tables = PromptTables.build(cfg.templates, tokenizer, cfg.agents_per_world, add_bos)
     self.neighbours = neighbour_matrix(cfg.grid_size)
     self.k_per_agent = raters_per_draft(cfg.grid_size, cfg.max_raters)
     self.k = int(self.k_per_agent.max())
+    official = cfg.protocol == "official"
+    self.tables = PromptTables.build(cfg.templates, tokenizer, cfg.agents_per_world, add_bos,
+                                     average="python" if official else "tenths", max_raters=self.k, strip=official)
     self.compile_count = 0
     self.step = jax.jit(self._step, donate_argnums=(2,))
 
@@ -66,18 +67,29 @@ class SocietyRound:
   def _keys(self, key, rows: int):
     return jax.vmap(lambda i: jax.random.fold_in(key, i))(jnp.arange(rows))
 
+  def _strip(self, generation: Generation) -> Generation:
+    """Official protocol: the text stripped of surrounding whitespace, as the original `.strip()`s it."""
+    if self.tables.whitespace_V is None:
+      return generation
+    tokens, lengths = strip_whitespace(generation.tokens_BxT, generation.lengths_B, self.tables.whitespace_V,
+                                       self.tokenizer.pad_id)
+    return dataclasses.replace(generation, tokens_BxT=tokens, lengths_B=lengths)
+
   def _generate(self, model, tokens, valid, key, temperature, max_new) -> Generation:
     rows = tokens.shape[0]
-    return generate_tokens(model, tokens, valid, self._keys(key, rows), jnp.full((rows,), temperature),
-                           max_new_tokens=max_new, eos_id=self.tokenizer.eos_id, pad_id=self.tokenizer.pad_id,
-                           chunk_rows=self.cfg.chunk_rows)
+    return self._strip(generate_tokens(
+        model, tokens, valid, self._keys(key, rows), jnp.full((rows,), temperature), max_new_tokens=max_new,
+        eos_id=self.tokenizer.eos_id, pad_id=self.tokenizer.pad_id, chunk_rows=self.cfg.chunk_rows))
 
   def _rate(self, model, tokens, valid, key, temperature) -> Rating:
     rows = tokens.shape[0]
     t = self.tables
-    return rate(model, tokens, valid, jnp.asarray(t.candidate_ids), jnp.asarray(t.reason_prefix),
-                self._keys(key, rows), jnp.full((rows,), temperature), reason_tokens=self.cfg.reason_tokens,
-                eos_id=self.tokenizer.eos_id, pad_id=self.tokenizer.pad_id, chunk_rows=self.cfg.chunk_rows)
+    rating = rate(model, tokens, valid, jnp.asarray(t.candidate_ids), jnp.asarray(t.reason_prefix),
+                  self._keys(key, rows), jnp.full((rows,), temperature), reason_tokens=self.cfg.reason_tokens,
+                  eos_id=self.tokenizer.eos_id, pad_id=self.tokenizer.pad_id, chunk_rows=self.cfg.chunk_rows)
+    if rating.reason is not None:
+      rating.reason = self._strip(rating.reason)
+    return rating
 
   def _assemble(self, name, values, rows, width, memory=None, present=None):
     return assemble(segments(self.tables, name, values, memory), rows, width, self.tokenizer.pad_id, present)
@@ -145,26 +157,22 @@ class SocietyRound:
         a * k, cfg.feedback_prompt_tokens, rater_memory, rater_hit)
     feedback = self._rate(agent_model, *feedback_prompt, keys["feedback"], cfg.temperature)
 
-    # 5. sort by rating, descending (lowest last; absent raters after them); average
-    expected_AxK = feedback.expected_R.reshape(a, k)
-    order = jnp.argsort(jnp.where(rater_valid_AxK, -expected_AxK, jnp.inf), axis=1, stable=True)
+    # 5. sort by rating, descending (lowest last, ties in draw order; absent raters after them); average.
+    # The rating is the expected rating, or (official) the chosen digit.
+    rating_AxK = (feedback.argmax_R.astype(jnp.float32) if cfg.protocol == "official"
+                  else feedback.expected_R).reshape(a, k)
+    order = jnp.argsort(jnp.where(rater_valid_AxK, -rating_AxK, jnp.inf), axis=1, stable=True)
     sort = lambda x: jnp.take_along_axis(x.reshape((a, k) + x.shape[1:]),
                                          order.reshape((a, k) + (1,) * (x.ndim - 1)), axis=1)
     valid_sorted = jnp.take_along_axis(rater_valid_AxK, order, 1)
-    avg_A = jnp.sum(jnp.where(rater_valid_AxK, expected_AxK, 0.0), axis=1) / jnp.sum(rater_valid_AxK, axis=1)
+    avg_A = jnp.sum(jnp.where(rater_valid_AxK, rating_AxK, 0.0), axis=1) / jnp.sum(rater_valid_AxK, axis=1)
     reason_tokens = sort(feedback.reason.tokens_BxT) if feedback.reason is not None else None
     reason_lengths = (jnp.where(valid_sorted, sort(feedback.reason.lengths_B), 0)
                       if feedback.reason is not None else None)
 
     # 6. revise given the average rating and all reasons
-    avg_index = jnp.clip(jnp.round((avg_A - 1.0) * 10).astype(jnp.int32), 0, AVG_STEPS - 1)
-    reasons = []
-    if reason_tokens is not None:
-      newline = jnp.asarray(np.asarray(t.newline, np.int32))
-      for j in range(k):
-        if j:
-          reasons.append(slot(newline, jnp.where(valid_sorted[:, j], len(t.newline), 0)))
-        reasons.append(slot(reason_tokens[:, j], reason_lengths[:, j], truncate_rank=1))
+    avg_index = average_index(t, rating_AxK, rater_valid_AxK)
+    reasons = reasons_segments(t, reason_tokens, reason_lengths, valid_sorted)
     revise_values = {"avg": slot(jnp.asarray(t.avg_tokens)[avg_index], jnp.asarray(t.avg_lengths)[avg_index]),
                      "draft": slot(draft.tokens_BxT, draft.lengths_B, truncate_rank=0), "query": query,
                      "reasons": reasons}
@@ -183,7 +191,7 @@ class SocietyRound:
         round=state.round, question_ids=questions.ids_A, labels=state.labels_A,
         draft=(draft.tokens_BxT, draft.lengths_B), revised=(revised.tokens_BxT, revised.lengths_B),
         raters=jnp.take_along_axis(raters_AxK, order, 1), raters_valid=valid_sorted,
-        rating_expected=jnp.take_along_axis(expected_AxK, order, 1), rating_argmax=sort(feedback.argmax_R),
+        rating=jnp.take_along_axis(rating_AxK, order, 1), rating_argmax=sort(feedback.argmax_R),
         rating_distribution=sort(feedback.distribution_RxS), average_rating=avg_A,
         feedback=(reason_tokens, reason_lengths),
         memory_hit=hit, memory_entry=(memory_values["prev_q"].tokens_RxW, memory_values["prev_q"].lengths_R,

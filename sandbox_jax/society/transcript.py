@@ -31,7 +31,7 @@ def transcript_rows(arrays: dict, cfg, tokenizer, agent_model_name: str, observe
         "draft_answer": _text(tokenizer, draft_t[g], draft_l[g]),
         "target_id": [int(r) % per_world for r in raters],
         "feedback": [_text(tokenizer, fb_t[g, j], fb_l[g, j]) if fb_t is not None else "" for j in range(n_raters)],
-        "rating": [round(float(x), 4) for x in arrays["rating_expected"][g][:n_raters]],
+        "rating": [round(float(x), 4) for x in arrays["rating"][g][:n_raters]],
         "rating_argmax": [int(x) for x in arrays["rating_argmax"][g][:n_raters]],
         "rating_distribution": [[round(float(p), 5) for p in d] for d in arrays["rating_distribution"][g][:n_raters]],
         "average_rating": round(float(arrays["average_rating"][g]), 4),
