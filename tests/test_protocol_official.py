@@ -106,7 +106,7 @@ def test_revise_prompt_in_token_space_with_reasons_and_score_only():
   tables = _tables()
   ratings = jnp.asarray([[6.0, 5.0, 5.0, 7.0], [5.0, 5.0, 3.0, 7.0]])
   valid = jnp.asarray([[True, True, True, False], [True, True, False, False]])
-  index = average_index(tables, ratings, valid)
+  index = average_index(tables, None, ratings, valid)
   texts = average_texts("python", 4)
   assert [texts[i] for i in np.asarray(index)] == ["5.333333333333333", "5.0"]
   avg = slot(jnp.asarray(tables.avg_tokens)[index], jnp.asarray(tables.avg_lengths)[index])

@@ -11,7 +11,7 @@ import pytest
 
 from sandbox_jax.model import ByteTokenizer, ModelConfig, create_model
 from sandbox_jax.society import SocietyConfig, SocietyRound, SocietyRunner, round_questions
-from sandbox_jax.society.runner import write_atomic
+from sandbox_jax.data.jsonl import atomic_write_text
 from sandbox_jax.protocol.templates import compact_templates
 
 COMPACT = compact_templates()
@@ -83,9 +83,9 @@ def test_resume_after_a_kill_within_a_round(society, reference, tmp_path, monkey
   def dying_write(path, text):
     if Path(path).name == "round_00001.jsonl":
       raise KeyboardInterrupt("killed mid-round")
-    write_atomic(path, text)
+    atomic_write_text(path, text)
 
-  monkeypatch.setattr(runner_module, "write_atomic", dying_write)
+  monkeypatch.setattr(runner_module, "atomic_write_text", dying_write)
   with pytest.raises(KeyboardInterrupt):
     _run(society, tmp_path, 2)
   monkeypatch.undo()

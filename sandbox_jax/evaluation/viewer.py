@@ -14,7 +14,7 @@ import json
 import pathlib
 import re
 
-from sandbox_jax.evaluation.compare import atomic_write_text
+from sandbox_jax.data.jsonl import atomic_write_text
 from sandbox_jax.evaluation.society_metrics import infer_grid_size, load_transcript
 
 PAGE = """<!DOCTYPE html>

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.sharding import Mesh, NamedSharding, PartitionSpec
+from jax.sharding import Mesh
 
 from sandbox_jax.inference.buckets import Buckets
 from sandbox_jax.inference.generate import generate_tokens, prefill
@@ -19,7 +19,7 @@ from sandbox_jax.inference.sampling import SamplingConfig
 from sandbox_jax.inference.score import score_tokens
 from sandbox_jax.model.tokenizer import Tokenizer
 from sandbox_jax.model.transformer import Transformer
-from sandbox_jax.parallel.rules import logical_to_spec
+from sandbox_jax.parallel.sharding import batch_sharding, batch_shards
 
 
 @dataclasses.dataclass
@@ -46,13 +46,8 @@ class InferenceEngine:
     self.model, self.tokenizer, self.mesh = model, tokenizer, mesh
     self.sampling = sampling if isinstance(sampling, SamplingConfig) else SamplingConfig.from_dict(sampling)
     self.add_bos = tokenizer.bos_id is not None if add_bos is None else add_bos
-    self.row_sharding = None
-    multiple = 1
-    if mesh is not None:
-      spec = logical_to_spec(("batch",), model.rules, mesh)
-      self.row_sharding = NamedSharding(mesh, PartitionSpec(spec[0]))
-      axes = () if spec[0] is None else (spec[0],) if isinstance(spec[0], str) else spec[0]
-      multiple = int(np.prod([mesh.shape[a] for a in axes])) if axes else 1
+    self.row_sharding = None if mesh is None else batch_sharding(mesh, model.rules)
+    multiple = 1 if mesh is None else batch_shards(mesh, model.rules)
     self.buckets = buckets or Buckets(batch_multiple=multiple)
     if self.buckets.batch_multiple % multiple:
       raise ValueError(f"buckets.batch_multiple {self.buckets.batch_multiple} must be a multiple of the "

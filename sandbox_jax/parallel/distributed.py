@@ -15,7 +15,9 @@ import os
 import jax
 import numpy as np
 from jax.experimental import multihost_utils
-from jax.sharding import Mesh, NamedSharding, PartitionSpec
+from jax.sharding import Mesh
+
+from sandbox_jax.parallel.sharding import replicated
 
 _ENV_SWITCH = "SANDBOX_JAX_DISTRIBUTED"
 
@@ -73,7 +75,7 @@ def replicate(tree, mesh: Mesh | None):
   over that mesh do, so feeding those outputs back in does not retrace (the society round)."""
   if mesh is None:
     return jax.tree.map(jax.numpy.asarray, tree)
-  sharding = NamedSharding(mesh, PartitionSpec())
+  sharding = replicated(mesh)
 
   def one(x):
     value = np.asarray(x)

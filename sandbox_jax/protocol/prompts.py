@@ -76,13 +76,14 @@ def whitespace_tokens(tokenizer) -> np.ndarray:
   return np.asarray([bool(t) and not t.strip() for t in texts], bool)
 
 
-def average_index(tables: PromptTables, ratings_RxK, valid_RxK):
-  """Row index into `avg_tokens` of the average of the valid ratings (see `average_texts`)."""
-  count_R = jnp.maximum(jnp.sum(valid_RxK, axis=1), 1)
+def average_index(tables: PromptTables, average_R, ratings_RxK, valid_RxK):
+  """Row index into `avg_tokens` of the average `average_R` of the valid ratings (see `average_texts`;
+  'python' reads the integer sum and count from the ratings themselves)."""
   if tables.average == "python":
+    count_R = jnp.maximum(jnp.sum(valid_RxK, axis=1), 1)
     total_R = jnp.sum(jnp.where(valid_RxK, jnp.round(ratings_RxK), 0), axis=1).astype(jnp.int32)
     return (count_R - 1) * (6 * tables.max_raters + 1) + (total_R - count_R)
-  avg_R = jnp.sum(jnp.where(valid_RxK, ratings_RxK, 0.0), axis=1) / count_R
+  avg_R = average_R
   return jnp.clip(jnp.round((avg_R - 1.0) * 10).astype(jnp.int32), 0, AVG_STEPS - 1)
 
 
