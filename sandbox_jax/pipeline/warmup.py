@@ -23,7 +23,7 @@ from sandbox_jax.data.alpaca import alpaca_prompt
 from sandbox_jax.data.schemas import DEFAULT_SCALE, Group
 from sandbox_jax.data.seed_corpus import SeedQuestion
 from sandbox_jax.protocol.rating import rate_texts
-from sandbox_jax.protocol.templates import Templates, render
+from sandbox_jax.protocol.templates import Templates, render, render_prompt
 
 
 def _cut(text: str, limit: int) -> str:
@@ -57,18 +57,18 @@ def warmup_groups(corpus: list[SeedQuestion], templates: Templates, *, answer_ch
       answer = _cut(a.text, answer_chars)
       rating = f"{a.rating}{templates.reason_prefix} {a.critique}"
       agent = str(rng.integers(agents))
-      add(render(templates.draft, {"id": agent, "query": q.question}, templates.memory,
-                 memory_of(a.aligned, q.question)), answer, "imitation")
+      add(render_prompt(templates, "draft", {"id": agent, "query": q.question}, memory_of(a.aligned, q.question)),
+          answer, "imitation")
       add(alpaca_prompt(q.question), answer, "imitation")
       for name in ("observer_alignment", "observer_engagement"):
         add(render(getattr(templates, name), {"query": q.question, "answer": answer}), rating, "self_critic")
       add(render(templates.observer_alignment, {"query": q.question, "answer": answer}), str(a.rating),
           "self_critic")
-      add(render(templates.feedback, {"rater_id": str(rng.integers(agents)), "author_id": agent,
-                                      "query": q.question, "draft": answer},
-                 templates.memory, memory_of(bool(rng.random() < 0.5), q.question)), rating, "self_critic")
-      add(render(templates.revise, {"avg": f"{float(a.rating):.1f}", "draft": answer, "query": q.question,
-                                    "reasons": [a.critique]}), _cut(best.text, answer_chars), "realignment")
+      add(render_prompt(templates, "feedback", {"rater_id": str(rng.integers(agents)), "author_id": agent,
+                                                "query": q.question, "draft": answer},
+                        memory_of(bool(rng.random() < 0.5), q.question)), rating, "self_critic")
+      add(render_prompt(templates, "revise", {"avg": f"{float(a.rating):.1f}", "draft": answer, "query": q.question,
+                                              "reasons": [a.critique]}), _cut(best.text, answer_chars), "realignment")
   order = rng.permutation(len(out))
   return [out[i] for i in order]
 
