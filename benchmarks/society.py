@@ -19,8 +19,9 @@ generation runs to its limit (the worst case for the protocol's fixed widths).
    fixed-width program computes (padding, full attention rows, decode steps of finished rows).
 2. Agent by agent (the original's structure): per agent its draft, its observer's two ratings, its
    k peers' ratings with reasons one at a time, its revision, the observer's two ratings of the
-   revision: 6 + k jitted calls of batch size 1 on prompts assembled by the same token-space code
-   (`SocietyRound._retrieve` / `_assemble`), same widths, same per-row PRNG keys, same raters;
+   revision: 6 + k jitted calls of batch size 1 of the round's own public steps (`SocietyRound.draft`,
+   `observer_rating`, `peer_rate`, `aggregate` + `revise`, `remember`), same widths, same per-row PRNG
+   keys, same raters;
    compiled once, then a Python loop over agents. Memory is stored for all agents after the loop
    (as the batched round does), so both paths see the same prompts; their outputs are compared.
 3. Scaling: one world of 5x5 .. 40x40 agents, and 4 worlds x 10x10, each in a child process (so an
@@ -47,16 +48,12 @@ import numpy as np  # noqa: E402
 
 from benchmarks.common import add_host_args, measured_peak_flops, report_host  # noqa: E402
 from sandbox_jax.data.seed_corpus import seed_questions  # noqa: E402
-from sandbox_jax.inference.generate import generate_tokens  # noqa: E402
-from sandbox_jax.inference.rating import rate  # noqa: E402
+from sandbox_jax.inference.generate import Generation  # noqa: E402
 from sandbox_jax.model import ByteTokenizer, ModelConfig, create_model  # noqa: E402
 from sandbox_jax.pipeline.simulate import seed_priors  # noqa: E402
 from sandbox_jax.society import SocietyConfig, SocietyRound, SocietyRunner, embed_questions  # noqa: E402
-from sandbox_jax.society import memory as mem  # noqa: E402
-from sandbox_jax.society.prompts import AVG_STEPS, slot  # noqa: E402
-from sandbox_jax.society.templates import compact_templates  # noqa: E402
+from sandbox_jax.protocol.templates import compact_templates  # noqa: E402
 from sandbox_jax.society.transcript import transcript_rows  # noqa: E402
-from sandbox_jax.society.world import draw_raters  # noqa: E402
 
 MODEL = ModelConfig(vocab_size=384, embed_dim=64, mlp_dim=192, num_layers=2, num_heads=4, num_kv_heads=2,
                     head_dim=16, max_positions=1024, tie_embeddings=True)
@@ -120,14 +117,16 @@ class CountingRound(SocietyRound):
     self.meta = []
     super().__init__(cfg, tokenizer)
 
-  def _generate(self, model, tokens, valid, key, temperature, max_new):
-    gen = super()._generate(model, tokens, valid, key, temperature, max_new)
+  def _generate(self, model, prompt, keys_R, temperature, max_new):
+    gen = super()._generate(model, prompt, keys_R, temperature, max_new)
+    tokens, valid = prompt
     self.meta.append(dict(kind="generate", rows=tokens.shape[0], width=tokens.shape[1], forced=0, new=max_new))
     self._counts.append((jnp.sum(valid, axis=1), gen.lengths_B, gen.ended_with_eos_B))
     return gen
 
-  def _rate(self, model, tokens, valid, key, temperature):
-    rating = super()._rate(model, tokens, valid, key, temperature)
+  def _rate(self, model, prompt, keys_R, temperature):
+    rating = super()._rate(model, prompt, keys_R, temperature)
+    tokens, valid = prompt
     forced = 1 + len(self.tables.reason_prefix)
     self.meta.append(dict(kind="rate", rows=tokens.shape[0], width=tokens.shape[1], forced=forced,
                           new=self.cfg.reason_tokens))
@@ -136,8 +135,8 @@ class CountingRound(SocietyRound):
 
   def _step(self, agent_model, observer_model, state, questions, key):
     self.meta, self._counts = [], []
-    state, transcript = super()._step(agent_model, observer_model, state, questions, key)
-    return state, dict(transcript, _counts=self._counts)
+    state, outputs = super()._step(agent_model, observer_model, state, questions, key)
+    return state, (outputs, self._counts)
 
 
 def model_constants(cfg: ModelConfig):
@@ -200,114 +199,60 @@ class Batched:
 
   def host_transcript_seconds(self, arrays):
     start = time.perf_counter()
-    arrays = dict(jax.device_get(arrays), question_text=self.texts)
-    transcript_rows(arrays, self.cfg, self.tokenizer, "agent", "observer")
+    rows = transcript_rows(jax.device_get(arrays), self.texts, self.cfg, self.tokenizer, "agent", "observer")
+    [row.to_dict() for row in rows]
     return time.perf_counter() - start
 
   def flops(self):
     counter = CountingRound(self.cfg, self.tokenizer)
     _, arrays = counter.step(self.model, self.model, fresh(self.state), self.questions, round_key(0))
-    return count_flops(counter.meta, jax.device_get(arrays["_counts"]), np.asarray(self.questions.lengths_A),
+    return count_flops(counter.meta, jax.device_get(arrays[1]), np.asarray(self.questions.lengths_A),
                        self.cfg.question_tokens, self.model.cfg)
 
 
 # -- agent by agent ---------------------------------------------------------------------------------
 class AgentByAgent:
-  """The protocol one agent at a time with batch-1 calls of the round's own building blocks."""
+  """The protocol one agent at a time: batch-1 calls of the round's own public steps."""
 
   def __init__(self, cfg: SocietyConfig, tokenizer):
     self.cfg, self.tok = cfg, tokenizer
-    self.rf = SocietyRound(cfg, tokenizer)  # tables, retrieval and assembly code (its step is not used)
+    self.rf = SocietyRound(cfg, tokenizer)  # the protocol's steps (its jitted round is not used)
     self.compiles = 0
     self.draft = jax.jit(self._draft)
     self.feedback = jax.jit(self._feedback)
     self.revise = jax.jit(self._revise)
     self.observe = jax.jit(self._observe, static_argnums=(0,))
-    self.raters = jax.jit(self._raters)
+    self.raters = jax.jit(self.rf.draw_raters)
     self.store = jax.jit(self._store, donate_argnums=(0,))
-
-  def _gen(self, model, prompt, row_key, temperature):
-    return generate_tokens(model, *prompt, row_key[None], jnp.full((1,), temperature),
-                           max_new_tokens=self.cfg.answer_tokens, eos_id=self.tok.eos_id, pad_id=self.tok.pad_id)
-
-  def _rate(self, model, prompt, row_key, temperature):
-    t = self.rf.tables
-    return rate(model, *prompt, jnp.asarray(t.candidate_ids), jnp.asarray(t.reason_prefix), row_key[None],
-                jnp.full((1,), temperature), reason_tokens=self.cfg.reason_tokens, eos_id=self.tok.eos_id,
-                pad_id=self.tok.pad_id)
-
-  def _ids(self, agent):
-    per_world = self.cfg.agents_per_world
-    t = self.rf.tables
-    local = (agent % per_world)[None]
-    return slot(jnp.asarray(t.agent_id_tokens)[local], jnp.asarray(t.agent_id_lengths)[local])
 
   def _draft(self, model, memory, round_index, agent, q_tokens, q_length, key, index):
     self.compiles += 1
-    row_key = jax.random.fold_in(key, index)
     q_1xQ, q_1 = q_tokens[None], q_length[None]
     emb = embed_questions(model, q_1xQ, q_1)
-    values, hit, _ = self.rf._retrieve(memory, agent[None], emb, round_index)
-    prompt = self.rf._assemble("draft", {"id": self._ids(agent), "query": slot(q_1xQ, q_1, truncate_rank=2)},
-                               1, self.cfg.draft_prompt_tokens, values, hit)
-    return emb, self._gen(model, prompt, row_key, self.cfg.temperature)
+    draft, _ = self.rf.draft(model, memory, round_index, agent[None], q_1xQ, q_1, emb, self.rf.row_keys(key, 1, index))
+    return emb, draft
 
   def _feedback(self, model, memory, round_index, rater, author, q_tokens, q_length, emb, draft, key, index):
     self.compiles += 1
-    row_key = jax.random.fold_in(key, index)
-    values, hit, _ = self.rf._retrieve(memory, rater[None], emb, round_index)
-    prompt = self.rf._assemble(
-        "feedback", {"rater_id": self._ids(rater), "author_id": self._ids(author),
-                     "query": slot(q_tokens[None], q_length[None], truncate_rank=2),
-                     "draft": slot(draft.tokens_BxT, draft.lengths_B, truncate_rank=0)},
-        1, self.cfg.feedback_prompt_tokens, values, hit)
-    return self._rate(model, prompt, row_key, self.cfg.temperature)
+    return self.rf.peer_rate(model, memory, round_index, rater[None], author[None], q_tokens[None], q_length[None],
+                             emb, draft, self.rf.row_keys(key, 1, index))
 
   def _observe(self, name, model, q_tokens, q_length, answer, key, index):
     self.compiles += 1
-    row_key = jax.random.fold_in(key, index)
-    values = {"query": slot(q_tokens[None], q_length[None], truncate_rank=2),
-              "answer": slot(answer.tokens_BxT, answer.lengths_B, truncate_rank=0)}
-    prompt = self.rf._assemble(name, values, 1, self.cfg.observer_prompt_tokens)
-    return self._rate(model, prompt, row_key, self.cfg.observer_temperature)
+    return self.rf.observer_rating(model, name, q_tokens[None], q_length[None], answer,
+                                   self.rf.row_keys(key, 1, index))
 
-  def _revise(self, model, q_tokens, q_length, draft, ratings, valid_K, key, index):
-    """Sort the k ratings (descending), average them, assemble the revision prompt, generate."""
+  def _revise(self, model, q_tokens, q_length, draft, ratings, raters_K, valid_K, key, index):
+    """The k ratings aggregated (sorted, averaged) and the revision generated."""
     self.compiles += 1
-    row_key = jax.random.fold_in(key, index)
-    t, k = self.rf.tables, len(ratings)
-    expected = jnp.concatenate([r.expected_R for r in ratings])
-    order = jnp.argsort(jnp.where(valid_K, -expected, jnp.inf), stable=True)
-    valid_sorted = valid_K[order]
-    avg = jnp.sum(jnp.where(valid_K, expected, 0.0)) / jnp.sum(valid_K)
-    reason_tokens = jnp.concatenate([r.reason.tokens_BxT for r in ratings])[order]
-    reason_lengths = jnp.where(valid_sorted, jnp.concatenate([r.reason.lengths_B for r in ratings])[order], 0)
-    avg_index = jnp.clip(jnp.round((avg - 1.0) * 10).astype(jnp.int32), 0, AVG_STEPS - 1)
-    newline = jnp.asarray(np.asarray(t.newline, np.int32))
-    reasons = []
-    for j in range(k):
-      if j:
-        reasons.append(slot(newline, jnp.where(valid_sorted[j], len(t.newline), 0)[None]))
-      reasons.append(slot(reason_tokens[j][None], reason_lengths[j][None], truncate_rank=1))
-    values = {"avg": slot(jnp.asarray(t.avg_tokens)[avg_index][None], jnp.asarray(t.avg_lengths)[avg_index][None]),
-              "draft": slot(draft.tokens_BxT, draft.lengths_B, truncate_rank=0),
-              "query": slot(q_tokens[None], q_length[None], truncate_rank=2), "reasons": reasons}
-    prompt = self.rf._assemble("revise", values, 1, self.cfg.revise_prompt_tokens)
-    return expected[order], self._gen(model, prompt, row_key, self.cfg.temperature)
-
-  def _raters(self, key):
-    """The round's rater draw (same key, same code): (A, K) ids and validity, unsorted."""
-    cfg, per_world, k = self.cfg, self.cfg.agents_per_world, self.rf.k
-    world_keys = jax.random.split(key, len(cfg.worlds))
-    local, valid = jax.vmap(lambda wk: draw_raters(wk, jnp.asarray(self.rf.neighbours), self.rf.k_per_agent,
-                                                   cfg.global_dropout))(world_keys)
-    raters = (local + (jnp.arange(len(cfg.worlds)) * per_world)[:, None, None]).reshape(-1, k)
-    return raters, valid.reshape(-1, k)
+    ratings = jax.tree.map(lambda *x: jnp.concatenate(x), *ratings)
+    feedback = self.rf.aggregate(ratings, raters_K[None], valid_K[None])
+    revised = self.rf.revise(model, q_tokens[None], q_length[None], draft, feedback, self.rf.row_keys(key, 1, index))
+    return feedback.rating_AxK[0], revised
 
   def _store(self, state, questions, revised_tokens, revised_lengths, embeddings, importance):
-    memory = mem.store(state.memory, questions.tokens_AxQ, questions.lengths_A, revised_tokens, revised_lengths,
-                       embeddings, questions.ids_A, state.round, importance, self.cfg.store_only_new)
-    return type(state)(memory, state.round + 1, state.labels_A)
+    revised = Generation(revised_tokens, revised_lengths, None, None)
+    return self.rf.remember(state, questions, revised, embeddings, importance)
 
   def round(self, model, state, questions, key, agents):
     """The protocol for `agents` (a list of ids), one agent after another; blocks at the end."""
@@ -324,7 +269,7 @@ class AgentByAgent:
       engage_b = self.observe("observer_engagement", model, q_tokens, q_length, draft, keys["obs_before"], a + g)
       ratings = [self.feedback(model, state.memory, state.round, raters[g, j], agent, q_tokens, q_length, emb,
                                draft, keys["feedback"], g * k + j) for j in range(k)]
-      sorted_expected, revised = self.revise(model, q_tokens, q_length, draft, ratings, rater_valid[g],
+      sorted_expected, revised = self.revise(model, q_tokens, q_length, draft, ratings, raters[g], rater_valid[g],
                                              keys["revise"], g)
       moral_a = self.observe("observer_alignment", model, q_tokens, q_length, revised, keys["obs_after"], g)
       engage_a = self.observe("observer_engagement", model, q_tokens, q_length, revised, keys["obs_after"], a + g)
@@ -365,16 +310,16 @@ class Sequential:
 def compare(agents, out, reference):
   """Agent-by-agent outputs vs the batched round's transcript (same prompts and keys: should agree)."""
   out = jax.device_get(out)
-  same = lambda name, field: np.mean([np.array_equal(o[name].tokens_BxT[0], reference[field][0][g])
+  same = lambda name, field: np.mean([np.array_equal(o[name].tokens_BxT[0], getattr(reference, field).tokens_BxT[g])
                                       for g, o in zip(agents, out)])
   observer = (("moral_b", "moral_before"), ("moral_a", "moral_after"), ("engage_b", "engagement_before"),
               ("engage_a", "engagement_after"))
   return {
       "draft tokens identical": same("draft", "draft"),
       "revision tokens identical": same("revised", "revised"),
-      "max |peer rating diff|": max(float(np.max(np.abs(o["sorted_expected"] - reference["rating_expected"][g])))
+      "max |peer rating diff|": max(float(np.max(np.abs(o["sorted_expected"] - reference.feedback.rating_AxK[g])))
                                     for g, o in zip(agents, out)),
-      "max |observer rating diff|": max(abs(float(o[n].expected_R[0]) - float(reference["observer"][f][0][g]))
+      "max |observer rating diff|": max(abs(float(o[n].expected_R[0]) - float(getattr(reference, f).expected_R[g]))
                                         for g, o in zip(agents, out) for n, f in observer),
   }
 

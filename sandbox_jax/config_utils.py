@@ -42,7 +42,8 @@ def base_config() -> ml_collections.ConfigDict:
 
 def real_scale_arg(arg: str | None, *, fsdp: int, tensor: int) -> ml_collections.ConfigDict:
   """The `configs/<model>.py:path=...` arguments every real-scale config takes."""
-  return parse_arg(arg, path="", questions="seed:train", runlocal=False, dtype="bfloat16", fsdp=fsdp, tensor=tensor)
+  return parse_arg(arg, path="", questions="seed:train", runlocal=False, dtype="bfloat16", fsdp=fsdp, tensor=tensor,
+                   official=False)
 
 
 def real_scale_config(name: str, arg: ml_collections.ConfigDict, *, checkpoint_kind: str, architecture: dict,
@@ -52,7 +53,8 @@ def real_scale_config(name: str, arg: ml_collections.ConfigDict, *, checkpoint_k
 
   Society: the paper's 10×10 grid, 50 rounds, reference templates; training (DESIGN §8): lr 2e-5,
   3% warm-up then cosine, up to 3 responses per group, 32 groups per step, 360 tokens; bf16 compute
-  over fp32 master weights with full remat. `runlocal` shrinks it to a smoke run.
+  over fp32 master weights with full remat. `runlocal` shrinks it to a smoke run; `official` applies
+  the official preset (`protocol.official.OFFICIAL_SOCIETY`).
   """
   if not arg.path:
     raise ValueError(f"configs/{name}.py needs path=<local {checkpoint_kind} checkpoint directory>")
@@ -74,6 +76,10 @@ def real_scale_config(name: str, arg: ml_collections.ConfigDict, *, checkpoint_k
       accum_steps=accum_steps, max_responses=3, max_len=360, logits_chunk=120, schedule="staged",
       stage_steps=dict(imitation=300, self_critic=300, realignment=100), checkpoint_every=100, **(train_extra or {}))
   config.evaluate = dict(questions="seed:heldout", max_new_tokens=max_new_tokens, benchmarks={}, adversarial=True)
+  if arg.official:  # the society as the original code runs it (protocol/official.py)
+    from sandbox_jax.protocol.official import OFFICIAL_SOCIETY
+
+    config.society.update(OFFICIAL_SOCIETY)
   if arg.runlocal:
     config.workdir = f"runs/{name}_local"
     config.society.update(grid_size=local_grid, rounds=2)

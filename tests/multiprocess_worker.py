@@ -56,7 +56,7 @@ from flax import nnx  # noqa: E402
 from sandbox_jax.model import hf_checkpoint  # noqa: E402
 from sandbox_jax.parallel import make_mesh, to_host  # noqa: E402
 from sandbox_jax.society import SocietyConfig, SocietyRunner  # noqa: E402
-from sandbox_jax.society.templates import compact_templates  # noqa: E402
+from sandbox_jax.protocol.templates import compact_templates  # noqa: E402
 from sandbox_jax.training import train  # noqa: E402
 from tests.test_train_support import MICRO, TOKENIZER, micro_model, toy_groups, train_config  # noqa: E402
 

@@ -2,14 +2,15 @@
 
 import pathlib
 
+import numpy as np
 import pytest
 
 from sandbox_jax.evaluation.generative import evaluate_generative, rate_answers
 from sandbox_jax.evaluation.mc_eval import evaluate_tasks
 from sandbox_jax.evaluation.runner import evaluate_checkpoint, load_engine
 from sandbox_jax.evaluation.tasks import TaskFormatError, UnknownTaskError
-from sandbox_jax.inference import ScoreResult
-from sandbox_jax.society.templates import Templates
+from sandbox_jax.model import ByteTokenizer
+from sandbox_jax.protocol.templates import Templates
 
 FIX = pathlib.Path(__file__).parent / "fixtures" / "eval"
 
@@ -83,18 +84,24 @@ def test_generative_bad_inputs():
     evaluate_checkpoint("x", NoModel())
 
 
-def test_rate_answers_chunks_by_whole_answers():
-  """7 rows per answer, never split across score calls; the softmax uses all seven."""
+def test_rate_answers_is_one_prefill_per_answer():
+  """One row per answer (never one per candidate), never split; the softmax uses all seven logits."""
   calls = []
 
   class Fixed:
-    def score(self, contexts, continuations):
-      calls.append(list(continuations))
-      return [ScoreResult(logprob=-float(c), num_tokens=1, is_greedy=False) for c in continuations]
+    tokenizer = ByteTokenizer()
 
-  out = rate_answers(Fixed(), ["q"] * 3, ["a", "b", "c"], "{query} {answer} Rating:", batch_size=15)
-  assert [len(c) for c in calls] == [14, 7]
-  assert calls[0][:7] == ["1", "2", "3", "4", "5", "6", "7"]
+    def score(self, contexts, continuations):
+      raise AssertionError("ratings are read from one prefill, not by scoring seven continuations")
+
+    def next_token_logits(self, prompts, token_ids):
+      calls.append(list(prompts))
+      assert list(token_ids) == [ord(str(r)) for r in range(1, 8)]
+      return -np.tile(np.arange(1, 8, dtype=np.float32), (len(prompts), 1))
+
+  out = rate_answers(Fixed(), ["q"] * 3, ["a", "b", "c"], "{query} {answer} Rating:", batch_size=2)
+  assert [len(c) for c in calls] == [2, 1]
+  assert calls[0] == ["q a Rating:", "q b Rating:"]
   assert out["argmax"].tolist() == [1, 1, 1]
   assert out["distribution"].sum(axis=1) == pytest.approx([1, 1, 1])
-  assert out["distribution"][0, 0] / out["distribution"][0, 1] == pytest.approx(2.718281828)
+  assert out["distribution"][0, 0] / out["distribution"][0, 1] == pytest.approx(2.718281828, rel=1e-6)

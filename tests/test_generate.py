@@ -147,7 +147,7 @@ def test_row_chunks_equal_one_pass(tiny):
   import jax.numpy as jnp
 
   from sandbox_jax.inference.generate import generate_tokens
-  from sandbox_jax.inference.rating import rate
+  from sandbox_jax.protocol.rating import rate
 
   model, tok = tiny
   rng = np.random.default_rng(0)
@@ -169,7 +169,7 @@ def test_row_chunks_equal_one_pass(tiny):
                                              reason_tokens=4, eos_id=tok.eos_id, pad_id=tok.pad_id,
                                              chunk_rows=rows))()
   one, chunked = rating(0), rating(3)
-  np.testing.assert_allclose(chunked.distribution_Rx7, one.distribution_Rx7, atol=1e-6)
+  np.testing.assert_allclose(chunked.distribution_RxS, one.distribution_RxS, atol=1e-6)
   np.testing.assert_array_equal(chunked.argmax_R, one.argmax_R)
   np.testing.assert_array_equal(chunked.reason.tokens_BxT, one.reason.tokens_BxT)
   np.testing.assert_array_equal(chunked.reason.lengths_B, one.reason.lengths_B)

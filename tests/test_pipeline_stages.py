@@ -12,7 +12,7 @@ from sandbox_jax.model import ByteTokenizer, create_model, model_config_from_dic
 from sandbox_jax.pipeline.records import build_records
 from sandbox_jax.pipeline.simulate import run_simulation, society_config
 from sandbox_jax.pipeline.warmup import rating_separation, warmup_groups
-from sandbox_jax.society.templates import compact_templates, render
+from sandbox_jax.protocol.templates import compact_templates, render
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from configs.tiny import get_config  # noqa: E402

@@ -10,7 +10,7 @@ import pytest
 from sandbox_jax.model import ByteTokenizer
 from sandbox_jax.society import SocietyConfig, Templates
 from sandbox_jax.society import memory as mem
-from sandbox_jax.society.assemble import Segment, assemble, literal
+from sandbox_jax.protocol.assemble import Segment, assemble, literal, pad_token_rows
 from sandbox_jax.society.questions import load_questions
 
 TOK = ByteTokenizer()
@@ -18,7 +18,7 @@ PAD = TOK.pad_id
 
 
 def _slot(texts, width, **kw):
-  tokens, lengths = mem.pad_token_rows([TOK.encode(t) for t in texts], width, PAD)
+  tokens, lengths = pad_token_rows([TOK.encode(t) for t in texts], width, PAD)
   return Segment(jnp.asarray(tokens), jnp.asarray(lengths), **kw)
 
 
@@ -119,12 +119,12 @@ def test_bad_society_config():
 
 def test_token_space_assembly_equals_rendered_text():
   """The round's prompts are exactly the templates' text (byte tokenizer), memory or not."""
-  from sandbox_jax.society.prompts import PromptTables, segments, slot
-  from sandbox_jax.society.templates import compact_templates, render
+  from sandbox_jax.protocol.prompts import PromptTables, segments, slot
+  from sandbox_jax.protocol.templates import compact_templates, render
 
   t = compact_templates()
   tables = PromptTables.build(t, TOK, 9, add_bos=False)
-  pad = lambda texts, w: mem.pad_token_rows([TOK.encode(x) for x in texts], w, PAD)
+  pad = lambda texts, w: pad_token_rows([TOK.encode(x) for x in texts], w, PAD)
   q, d, mq, ma = pad(["Is it ok?", "Why?"], 16), pad(["No.", "Because."], 16), pad(["old q", "x"], 8), pad(["old a", "y"], 8)
   ids = pad(["3", "7"], 4)
   segs = segments(tables, "feedback", {"rater_id": slot(*ids), "author_id": slot(*ids), "query": slot(*q),

@@ -11,8 +11,8 @@ import pytest
 
 from sandbox_jax.model import ByteTokenizer, ModelConfig, create_model
 from sandbox_jax.society import SocietyConfig, SocietyRound, SocietyRunner, round_questions
-from sandbox_jax.society.runner import write_atomic
-from sandbox_jax.society.templates import compact_templates
+from sandbox_jax.data.jsonl import atomic_write_text
+from sandbox_jax.protocol.templates import compact_templates
 
 COMPACT = compact_templates()
 CFG = SocietyConfig(grid_size=3, worlds=(("half_half", 0), ("all_bad", 1)), question_tokens=24, answer_tokens=6,
@@ -83,9 +83,9 @@ def test_resume_after_a_kill_within_a_round(society, reference, tmp_path, monkey
   def dying_write(path, text):
     if Path(path).name == "round_00001.jsonl":
       raise KeyboardInterrupt("killed mid-round")
-    write_atomic(path, text)
+    atomic_write_text(path, text)
 
-  monkeypatch.setattr(runner_module, "write_atomic", dying_write)
+  monkeypatch.setattr(runner_module, "atomic_write_text", dying_write)
   with pytest.raises(KeyboardInterrupt):
     _run(society, tmp_path, 2)
   monkeypatch.undo()
@@ -93,10 +93,51 @@ def test_resume_after_a_kill_within_a_round(society, reference, tmp_path, monkey
   assert _run(society, tmp_path, 2).read_text() == reference
 
 
-def test_row_chunking_changes_nothing_and_a_run_may_resume_with_another(society, reference, tmp_path):
-  """The reference runs with the default 16-row chunks (every generation and rating of 18 agents
-  is chunked, the last chunk ragged); one pass and 5-row chunks give the same transcript, and a run
-  resumes across chunk sizes."""
+def _rows(text):
+  return [json.loads(line) for line in text.splitlines()]
+
+
+def _text_agreement(rows_a, rows_b) -> float:
+  """Fraction of the generated characters (bytes: tokens of the byte tokenizer) that are identical,
+  position for position, over drafts, revisions, peer reasons and observer reasons."""
+  same = total = 0
+  for a, b in zip(rows_a, rows_b, strict=True):
+    texts = [(a["draft_answer"], b["draft_answer"]), (a["revised_answer"], b["revised_answer"])]
+    texts += list(zip(a["feedback"], b["feedback"]))
+    texts += [(a[k], b[k]) for k in a if k.startswith("gen_") and k.endswith(("reason_before", "reason_after"))]
+    for x, y in texts:
+      same += sum(p == q for p, q in zip(x, y))
+      total += max(len(x), len(y))
+  return same / max(total, 1)
+
+
+def _assert_close_transcripts(text_a, text_b):
+  """Chunk sizes agree within float tolerance (DESIGN.md §13): every rating of the same text by the
+  same prompt agrees to 1e-3, and nearly all generated tokens are identical (a near-tie may flip a
+  sampled token on another processor, and everything after it in that row differs)."""
+  rows_a, rows_b = _rows(text_a), _rows(text_b)
+  assert [(r["round"], r["world"], r["agent_id"], r["question"]) for r in rows_a] == \
+      [(r["round"], r["world"], r["agent_id"], r["question"]) for r in rows_b]
+  assert _text_agreement(rows_a, rows_b) >= 0.9
+  compared = 0
+  for a, b in zip(rows_a, rows_b):
+    if a["draft_answer"] == b["draft_answer"] and a["memory_used"] == b["memory_used"]:
+      compared += 1
+      for aspect in ("moral", "engagement"):
+        assert abs(a[f"gen_{aspect}_score_before"] - b[f"gen_{aspect}_score_before"]) <= 1e-3
+        np.testing.assert_allclose(a[f"gen_{aspect}_distribution_before"], b[f"gen_{aspect}_distribution_before"],
+                                   atol=1e-3)
+    if a["revised_answer"] == b["revised_answer"]:
+      for aspect in ("moral", "engagement"):
+        assert abs(a[f"gen_{aspect}_score_after"] - b[f"gen_{aspect}_score_after"]) <= 1e-3
+  assert compared >= 0.9 * len(rows_a)
+
+
+def test_chunk_sizes_agree_within_tolerance_and_a_run_may_resume_with_another(society, reference, tmp_path):
+  """The reference runs with the default 16-row chunks (every generation and rating of 18 agents is
+  chunked, the last chunk ragged). One pass and 5-row chunks are other batch shapes, so XLA promises
+  no bitwise equality (DESIGN.md §13): they agree within tolerance, and a run resumes across chunk
+  sizes. The same chunk size reruns bitwise (test_same_config_and_seed_give_identical_transcript)."""
   model, tokenizer, _ = society
   for rows, workdir in ((0, tmp_path / "one_pass"), (5, tmp_path / "resumed")):
     cfg = dataclasses.replace(CFG, chunk_rows=rows)
@@ -104,7 +145,7 @@ def test_row_chunking_changes_nothing_and_a_run_may_resume_with_another(society,
       _run(society, workdir, 1)  # round 0 with the default chunks, round 1 with 5-row chunks
     runner = SocietyRunner(cfg, model, model, tokenizer, QUESTIONS, PRIORS, workdir, seed=3,
                            round_fn=SocietyRound(cfg, tokenizer), agent_name="micro", observer_name="micro")
-    assert runner.run(2, progress=False).read_text() == reference
+    _assert_close_transcripts(runner.run(2, progress=False).read_text(), reference)
 
 
 def test_a_workdir_of_another_config_is_refused(society, tmp_path):

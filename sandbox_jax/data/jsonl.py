@@ -1,8 +1,11 @@
-"""JSON Lines reading with `file:line` error locations, and atomic file writes.
+"""JSON Lines reading with `file:line` error locations, and the project's one atomic file write.
 
-Every writer in the data package goes through `atomic_write_text`: the text goes to a temporary file
-in the destination's directory, is flushed and fsynced, then `os.replace`d over the destination, so
-a reader (or a resumed run) sees either the old file or the complete new one, never a torn file.
+Every file the project writes goes through `atomic_write_bytes` / `atomic_write_text` (data,
+training metrics, the society's rounds and transcript, stage markers, evaluation reports): the bytes
+go to a temporary file in the destination's directory, are flushed and fsynced, then `os.replace`d
+over the destination, so a reader (or a resumed run) sees either the old file or the complete new
+one, never a torn file. The file gets the usual permissions (0o666 minus the umask), not mkstemp's
+private 0o600: outputs are shared.
 """
 
 import json
@@ -17,14 +20,21 @@ T = TypeVar("T")
 PathLike = str | os.PathLike
 
 
-def atomic_write_text(path: PathLike, text: str) -> None:
-  """Writes `text` (UTF-8) to `path` atomically; creates the parent directory if needed."""
+def _umask() -> int:
+  mask = os.umask(0)
+  os.umask(mask)
+  return mask
+
+
+def atomic_write_bytes(path: PathLike, data: bytes) -> None:
+  """Writes `data` to `path` atomically (temp file beside it, fsync, rename); creates the parent."""
   path = pathlib.Path(path)
   path.parent.mkdir(parents=True, exist_ok=True)
   fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
   try:
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-      f.write(text)
+    os.fchmod(fd, 0o666 & ~_umask())
+    with os.fdopen(fd, "wb") as f:
+      f.write(data)
       f.flush()
       os.fsync(f.fileno())
     os.replace(tmp, path)
@@ -32,6 +42,11 @@ def atomic_write_text(path: PathLike, text: str) -> None:
     if os.path.exists(tmp):
       os.unlink(tmp)
     raise
+
+
+def atomic_write_text(path: PathLike, text: str) -> None:
+  """Writes `text` (UTF-8) to `path` atomically (`atomic_write_bytes`)."""
+  atomic_write_bytes(path, text.encode("utf-8"))
 
 
 def write_jsonl(path: PathLike, objects: Iterable[dict[str, Any]]) -> int:

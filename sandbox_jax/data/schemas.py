@@ -1,8 +1,10 @@
 """The three data shapes of the pipeline: transcript row → training record → rated group.
 
-* `TranscriptRow`: one agent in one society round (DESIGN §6.7), written by the society as JSONL.
-  The official log row field for field, plus world/seed/round, rating distributions, the memory
-  entry used, and model names. Unknown keys are kept in `extras` and written back unchanged.
+* `TranscriptRow`: one agent in one society round (DESIGN §6.7) — the one transcript-row schema: the
+  society builds these (society/transcript.py) and writes `to_dict()` as JSONL, readers parse them
+  back with `from_dict`. The official log row field for field, plus world/seed/round, rating
+  distributions, the memory entry used, and model names. Unknown keys are kept in `extras` and
+  written back unchanged. (`sandbox_jax.protocol` re-exports it; data stays free of jax.)
 * `Record`: one (instruction, input, output, score) training example of type `imitation`,
   `self_critic` or `realignment` (DESIGN §7), with its `Provenance`.
 * `Group`: the released `sandbox_v1.json` row `{query, responses, scores, models}` — one rendered
@@ -21,7 +23,8 @@ from typing import Any, Literal
 RecordType = Literal["imitation", "self_critic", "realignment"]
 RECORD_TYPES: tuple[str, ...] = ("imitation", "self_critic", "realignment")
 LABELS = ("good", "bad")
-DEFAULT_SCALE = 7
+RATING_SCALE: tuple[str, ...] = tuple(str(r) for r in range(1, 8))  # the candidates "1".."7", defined once
+DEFAULT_SCALE = len(RATING_SCALE)
 MIN_RATING = 1
 
 
@@ -106,6 +109,9 @@ _OBSERVER_SCORE_FIELDS = ("gen_moral_score_before", "gen_moral_score_after",
                           "gen_engagement_score_before", "gen_engagement_score_after")
 _OBSERVER_REASON_FIELDS = ("gen_moral_reason_before", "gen_moral_reason_after",
                            "gen_engagement_reason_before", "gen_engagement_reason_after")
+_OPTIONAL_FLOAT_FIELDS = ("average_rating",)
+_OPTIONAL_INT_FIELDS = ("gen_moral_argmax_before", "gen_moral_argmax_after", "gen_engagement_argmax_before",
+                        "gen_engagement_argmax_after")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -150,6 +156,13 @@ class TranscriptRow:
   memory_used: MemoryEntry | None
   agent_model: str
   observer_model: str
+  # ours, written by the society (absent from imported rows): the peers' average as the agent saw
+  # it and the observer's chosen digits; written only when present
+  average_rating: float | None = None
+  gen_moral_argmax_before: int | None = None
+  gen_moral_argmax_after: int | None = None
+  gen_engagement_argmax_before: int | None = None
+  gen_engagement_argmax_after: int | None = None
   extras: dict[str, Any] = dataclasses.field(default_factory=dict, compare=False)
 
   def __post_init__(self):
@@ -217,6 +230,8 @@ class TranscriptRow:
           memory_used=memory,
           agent_model=_str(obj, "agent_model", where),
           observer_model=_str(obj, "observer_model", where),
+          **{name: _float(obj, name, where) for name in _OPTIONAL_FLOAT_FIELDS if obj.get(name) is not None},
+          **{name: _int(obj, name, where) for name in _OPTIONAL_INT_FIELDS if obj.get(name) is not None},
           extras={k: v for k, v in obj.items() if k not in known})
       row.check_scale(scale)
     except DataFormatError as e:
@@ -231,6 +246,8 @@ class TranscriptRow:
       if f.name == "extras":
         continue
       value = getattr(self, f.name)
+      if value is None and f.name in _OPTIONAL_FLOAT_FIELDS + _OPTIONAL_INT_FIELDS:
+        continue
       if isinstance(value, MemoryEntry):
         value = dataclasses.asdict(value)
       elif f.name == "rating_distribution":

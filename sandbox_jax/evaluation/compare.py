@@ -5,7 +5,7 @@ Input: one result per checkpoint, `{"name": str, "metrics": {metric: float}, "so
 society_metrics(...) dict}` (what `runner.evaluate_checkpoint` returns). The table has one row per
 checkpoint and one column per metric (the union, in first-seen order; missing cells are empty): the
 full data, in comparison.md/.csv/.json. The report (report_html) and `summary_text` show the few
-headline metrics. Every file is written atomically (a temp file in the target directory, then
+headline metrics. Every file is written atomically (`data.jsonl.atomic_write_bytes`: temp file, fsync,
 `os.replace`).
 
 Text cells (names; model text in tables built by other callers) are untrusted and round-trip
@@ -29,44 +29,13 @@ import csv
 import io
 import json
 import math
-import os
 import pathlib
 import re
-import tempfile
 from collections.abc import Mapping, Sequence
 
+from sandbox_jax.data.jsonl import atomic_write_bytes, atomic_write_text
 from sandbox_jax.evaluation import plots
 from sandbox_jax.evaluation.report_html import format_value, headline, report_html, valid_unicode
-
-
-def _umask() -> int:
-  mask = os.umask(0)
-  os.umask(mask)
-  return mask
-
-
-def atomic_write_bytes(path, data: bytes) -> None:
-  """Writes bytes to a temp file beside `path`, fsyncs, then renames it over `path`. The file gets
-  the usual permissions (0o666 minus the umask), not mkstemp's private 0o600: reports are shared."""
-  path = pathlib.Path(path)
-  path.parent.mkdir(parents=True, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-  try:
-    os.fchmod(fd, 0o666 & ~_umask())
-    with os.fdopen(fd, "wb") as f:
-      f.write(data)
-      f.flush()
-      os.fsync(f.fileno())
-    os.replace(tmp, path)
-  except BaseException:
-    if os.path.exists(tmp):
-      os.unlink(tmp)
-    raise
-
-
-def atomic_write_text(path, text: str) -> None:
-  """UTF-8 text through `atomic_write_bytes`."""
-  atomic_write_bytes(path, text.encode("utf-8"))
 
 
 def _number(value, where: str):

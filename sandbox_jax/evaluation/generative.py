@@ -1,9 +1,9 @@
 """Observer-rated generation, plain and under adversarial wrappers (DESIGN.md §9, rating as §6.4).
 
 The model under test answers each held-out question (`engine.generate`, greedy by default). An
-observer model rates each answer with the society's observer prompts: the rating is the softmax over
-the log-likelihoods of the seven continuations "1".."7" after the prompt (`observer.score`, seven
-rows per answer), kept as the distribution, its expected value and its argmax. Alignment and
+observer model rates each answer with the society's observer prompts: the rating is the protocol's
+one rating (`protocol.rating.rate_texts`: the observer's next-token distribution over "1".."7" after
+one prefill of the prompt), kept as the distribution, its expected value and its argmax. Alignment and
 engagement are each summarised by mean, std (population, ddof=0) and a seeded percentile bootstrap
 95% interval of the mean.
 
@@ -13,7 +13,7 @@ the plain answers (plain mean - wrapped mean; positive = the wrapper made answer
 with a bootstrap interval over the paired per-question differences.
 
 Evaluation does not import the society package (DESIGN.md §3): callers pass the templates, e.g.
-`sandbox_jax.society.templates.Templates()` or `templates_from_config(...)`.
+`sandbox_jax.protocol.templates.Templates()` or `templates_from_config(...)`.
 """
 
 import string
@@ -24,8 +24,7 @@ import numpy as np
 from sandbox_jax.data.alpaca import alpaca_prompt
 from sandbox_jax.evaluation import metrics
 from sandbox_jax.evaluation.adversarial import WRAPPERS, Wrapper, get_wrapper
-
-CANDIDATES = ("1", "2", "3", "4", "5", "6", "7")
+from sandbox_jax.protocol.rating import RATING_SCALE, rate_texts
 ASPECTS = {"alignment": "observer_alignment", "engagement": "observer_engagement"}
 
 
@@ -43,27 +42,14 @@ def observer_prompt(template: str, question: str, answer: str) -> str:
 
 
 def rate_answers(observer, questions: Sequence[str], answers: Sequence[str], template: str,
-                 batch_size: int = 64, candidates: Sequence[str] = CANDIDATES) -> dict[str, np.ndarray]:
+                 batch_size: int = 64, candidates: Sequence[str] = RATING_SCALE) -> dict[str, np.ndarray]:
   """Observer ratings of each (question, answer): {'distribution' (n, 7), 'expected' (n,) in [1, 7],
-  'argmax' (n,) in 1..7}. One `observer.score` call per chunk of about `batch_size` rows."""
+  'argmax' (n,) in 1..7}. One prefill per answer (`rate_texts`), `batch_size` answers per call."""
   _check_template(template, "rate_answers")
   if len(questions) != len(answers):
     raise ValueError(f"{len(questions)} questions but {len(answers)} answers")
-  if len(candidates) != 7:
-    raise ValueError(f"need the seven rating candidates 1..7, got {list(candidates)}")
-  k = len(candidates)
   prompts = [observer_prompt(template, q, a) for q, a in zip(questions, answers)]
-  per_call = max(1, batch_size // k)
-  lls = []
-  for start in range(0, len(prompts), per_call):
-    chunk = prompts[start:start + per_call]
-    results = observer.score([p for p in chunk for _ in candidates], list(candidates) * len(chunk))
-    lls += [r.logprob for r in results]
-  lls_Nx7 = np.asarray(lls, np.float64).reshape(len(prompts), k)
-  shifted = lls_Nx7 - lls_Nx7.max(axis=1, keepdims=True)
-  dist_Nx7 = np.exp(shifted) / np.exp(shifted).sum(axis=1, keepdims=True)
-  return {"distribution": dist_Nx7, "expected": dist_Nx7 @ np.arange(1, k + 1, dtype=np.float64),
-          "argmax": np.argmax(dist_Nx7, axis=1) + 1}
+  return rate_texts(observer, prompts, candidates, batch_size)
 
 
 def summary_stats(values, n_resamples: int = 1000, seed: int = 0) -> dict[str, float]:
@@ -139,7 +125,7 @@ def evaluate_generative(engine, observer, questions: Sequence[str], templates, *
   chosen = _wrappers(wrappers)
   aspect_templates = {aspect: _check_template(getattr(templates, attr), f"templates.{attr}")
                       for aspect, attr in ASPECTS.items()}
-  candidates = tuple(getattr(templates, "rating_candidates", CANDIDATES))
+  candidates = tuple(getattr(templates, "rating_candidates", RATING_SCALE))
   variants = [("plain", questions)] + [(w.name, [w.apply(q) for q in questions]) for w in chosen]
   prompts = [make_prompt(asked) for _, asked_list in variants for asked in asked_list]
   answers = generate_answers(engine, prompts, max_new_tokens, temperature=temperature, seed=seed,

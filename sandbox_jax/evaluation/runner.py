@@ -13,7 +13,7 @@ import math
 import pathlib
 from collections.abc import Mapping, Sequence
 
-from sandbox_jax.evaluation.compare import atomic_write_text
+from sandbox_jax.data.jsonl import atomic_write_text
 from sandbox_jax.evaluation.generative import evaluate_generative
 from sandbox_jax.evaluation.mc_eval import evaluate_tasks
 from sandbox_jax.evaluation.society_metrics import society_metrics

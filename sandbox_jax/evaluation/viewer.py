@@ -19,7 +19,7 @@ import json
 import pathlib
 import re
 
-from sandbox_jax.evaluation.compare import atomic_write_text
+from sandbox_jax.data.jsonl import atomic_write_text
 from sandbox_jax.evaluation.report_html import valid_unicode, visible
 from sandbox_jax.evaluation.society_metrics import infer_grid_size, load_transcript
 

@@ -2,8 +2,11 @@
 
 Every generation and rating is row-independent (each row has its own prompt, PRNG key and
 temperature), so `map_row_chunks` may split the rows into chunks and run them in sequence with
-`lax.map` inside the same compiled program: the results are those of one pass, row for row, while
-the live activations and KV cache are those of one chunk. On a CPU this is much faster as well,
+`lax.map` inside the same compiled program: row for row the same computation as one pass, while the
+live activations and KV cache are those of one chunk. XLA does not promise bitwise equality across
+batch shapes (DESIGN.md §13): on some processors (e.g. AVX-512) another chunk size changes the
+numbers in the last float digits, and a sampled token where a near-tie flips. The same chunk size on
+the same machine is bitwise reproducible. On a CPU this is much faster as well,
 because a chunk's decode loop keeps its KV cache in the processor's caches instead of streaming the
 whole population's cache from memory every step (benchmarks/RESULTS.md, society round).
 """

@@ -11,15 +11,15 @@ from collections.abc import Sequence
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.sharding import Mesh, NamedSharding, PartitionSpec
+from jax.sharding import Mesh
 
 from sandbox_jax.inference.buckets import Buckets
-from sandbox_jax.inference.generate import generate_tokens
+from sandbox_jax.inference.generate import generate_tokens, prefill
 from sandbox_jax.inference.sampling import SamplingConfig
 from sandbox_jax.inference.score import score_tokens
 from sandbox_jax.model.tokenizer import Tokenizer, adds_bos_of, stop_ids_of
 from sandbox_jax.model.transformer import Transformer
-from sandbox_jax.parallel.rules import logical_to_spec
+from sandbox_jax.parallel.sharding import batch_sharding, batch_shards
 
 
 @dataclasses.dataclass
@@ -49,13 +49,8 @@ class InferenceEngine:
     # tokenizers that add none); add_bos=True/False overrides it.
     self.add_bos = adds_bos_of(tokenizer) if add_bos is None else bool(add_bos) and tokenizer.bos_id is not None
     self.stop_ids = stop_ids_of(tokenizer)
-    self.row_sharding = None
-    multiple = 1
-    if mesh is not None:
-      spec = logical_to_spec(("batch",), model.rules, mesh)
-      self.row_sharding = NamedSharding(mesh, PartitionSpec(spec[0]))
-      axes = () if spec[0] is None else (spec[0],) if isinstance(spec[0], str) else spec[0]
-      multiple = int(np.prod([mesh.shape[a] for a in axes])) if axes else 1
+    self.row_sharding = None if mesh is None else batch_sharding(mesh, model.rules)
+    multiple = 1 if mesh is None else batch_shards(mesh, model.rules)
     self.buckets = buckets or Buckets(batch_multiple=multiple)
     if self.buckets.batch_multiple % multiple:
       raise ValueError(f"buckets.batch_multiple {self.buckets.batch_multiple} must be a multiple of the "
@@ -63,6 +58,8 @@ class InferenceEngine:
     self.compile_count = 0
     self._generate = jax.jit(self._generate_impl, static_argnames=("max_new_tokens",))
     self._score = jax.jit(self._score_impl)
+    self._next_logits = jax.jit(self._next_logits_impl)
+    self.rows_prefilled = 0   # prompt rows run through `next_token_logits` (filler rows excluded)
 
   # -- compiled programs -------------------------------------------------------------------------
   def _generate_impl(self, model, prompt_BxP, valid_BxP, keys_B, temperature_B, stop_at, *, max_new_tokens):
@@ -74,6 +71,10 @@ class InferenceEngine:
   def _score_impl(self, model, tokens_BxL, valid_BxL, target_BxL):
     self.compile_count += 1
     return score_tokens(model, tokens_BxL, valid_BxL, target_BxL)
+
+  def _next_logits_impl(self, model, prompt_BxP, valid_BxP, token_ids_K):
+    self.compile_count += 1
+    return prefill(model, prompt_BxP, valid_BxP)[0][:, token_ids_K].astype(jnp.float32)
 
   # -- helpers -------------------------------------------------------------------------------------
   def encode(self, text_or_ids, *, bos: bool) -> list[int]:
@@ -115,7 +116,8 @@ class InferenceEngine:
                                       row_seeds[start:stop], seed)
     return results
 
-  def _generate_chunk(self, encoded, max_new_tokens, temps, row_seeds, seed):
+  def _left_padded(self, encoded):
+    """(rows, width) left-padded prompts and validity in a shape bucket; filler rows hold one pad token."""
     n = len(encoded)
     rows = self.buckets.batch(n)
     width = self.buckets.length(max(len(ids) for ids in encoded))
@@ -124,7 +126,13 @@ class InferenceEngine:
     for i, ids in enumerate(encoded):
       prompt[i, width - len(ids):] = ids
       valid[i, width - len(ids):] = True
-    valid[n:, -1] = True  # filler rows: one pad token each
+    valid[n:, -1] = True
+    return prompt, valid
+
+  def _generate_chunk(self, encoded, max_new_tokens, temps, row_seeds, seed):
+    n = len(encoded)
+    prompt, valid = self._left_padded(encoded)
+    rows = prompt.shape[0]
     temperature = np.zeros((rows,), np.float32)
     temperature[:n] = temps
     seeds = np.zeros((rows,), np.uint32)
@@ -137,6 +145,28 @@ class InferenceEngine:
                                                      out.ended_with_eos_B))
     return [GenerationResult(self.tokenizer.decode(tokens[i, :lengths[i]]), tokens[i, :lengths[i]].tolist(),
                              logprobs[i, :lengths[i]].tolist(), bool(eos[i])) for i in range(n)]
+
+  def next_token_logits(self, prompts: Sequence[str | Sequence[int]], token_ids) -> np.ndarray:
+    """(len(prompts), len(token_ids)) float32 logits of the next token after each prompt, at `token_ids`;
+    one prefill per prompt. A prompt longer than the context keeps its rightmost tokens."""
+    if not prompts:
+      return np.zeros((0, len(token_ids)), np.float32)
+    limit = self.model.cfg.max_positions
+    encoded = []
+    for i, prompt in enumerate(prompts):
+      ids = self.encode(prompt, bos=True)
+      if not ids:
+        raise ValueError(f"prompt {i} is empty and the tokenizer has no BOS token to condition on")
+      encoded.append(ids[-limit:])
+    token_ids = jnp.asarray(np.asarray(token_ids, np.int32))
+    out = []
+    for start in range(0, len(encoded), self.buckets.max_batch):
+      chunk = encoded[start:start + self.buckets.max_batch]
+      prompt, valid = self._left_padded(chunk)
+      logits = self._next_logits(self.model, *self._put(prompt, valid), token_ids)
+      self.rows_prefilled += len(chunk)
+      out.append(np.asarray(jax.device_get(logits))[:len(chunk)])
+    return np.concatenate(out)
 
   def score(self, contexts: Sequence[str | Sequence[int]],
             continuations: Sequence[str | Sequence[int]]) -> list[ScoreResult]:

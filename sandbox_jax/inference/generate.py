@@ -39,7 +39,7 @@ def generate_tokens(model: Transformer, prompt_BxP, prompt_valid_BxP, row_keys_B
     temperature_B: per-row temperature; 0 means greedy.
     stop_at: optional traced int scalar <= max_new_tokens: a shorter limit without recompiling.
     chunk_rows: > 0 generates for this many rows at a time, one chunk after another
-      (`map_row_chunks`); the generations equal those of one pass.
+      (`map_row_chunks`); the generations agree with one pass within float tolerance (DESIGN.md §13).
   """
   if chunk_rows > 0:
     one_chunk = lambda *rows: generate_tokens(model, *rows, max_new_tokens=max_new_tokens, eos_id=eos_id,

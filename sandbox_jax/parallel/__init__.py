@@ -8,15 +8,13 @@ mesh axes `('data', 'fsdp', 'tensor')`.
 from sandbox_jax.parallel.distributed import is_primary, maybe_initialize_distributed, replicate, sync, to_host
 from sandbox_jax.parallel.mesh import MESH_AXES, make_mesh
 from sandbox_jax.parallel.rules import DEFAULT_RULES, logical_to_spec, rules_from_config
-from sandbox_jax.parallel.sharding import (
-    constrain,
-    logical_shardings,
-    shard_pytree,
-)
+from sandbox_jax.parallel.sharding import batch_sharding, batch_shards, constrain, logical_shardings, replicated
 
 __all__ = [
     "MESH_AXES",
     "DEFAULT_RULES",
+    "batch_sharding",
+    "batch_shards",
     "constrain",
     "is_primary",
     "logical_shardings",
@@ -24,8 +22,8 @@ __all__ = [
     "make_mesh",
     "maybe_initialize_distributed",
     "replicate",
+    "replicated",
     "rules_from_config",
-    "shard_pytree",
     "sync",
     "to_host",
 ]

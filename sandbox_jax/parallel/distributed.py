@@ -15,7 +15,9 @@ import os
 import jax
 import numpy as np
 from jax.experimental import multihost_utils
-from jax.sharding import Mesh, NamedSharding, PartitionSpec
+from jax.sharding import Mesh
+
+from sandbox_jax.parallel.sharding import replicated
 
 _ENV_SWITCH = "SANDBOX_JAX_DISTRIBUTED"
 
@@ -67,10 +69,13 @@ def to_host(tree):
 
 def replicate(tree, mesh: Mesh | None):
   """Places host values (NumPy or single-device arrays, equal on every process) as arrays
-  replicated over `mesh`, which may span processes; without a mesh (or on one device) unchanged."""
-  if mesh is None or mesh.size == 1:
-    return tree
-  sharding = NamedSharding(mesh, PartitionSpec())
+  replicated over `mesh`, which may span processes; without a mesh unchanged.
+
+  On a one-device mesh too: the values then carry the mesh's sharding, as the outputs of programs
+  over that mesh do, so feeding those outputs back in does not retrace (the society round)."""
+  if mesh is None:
+    return jax.tree.map(jax.numpy.asarray, tree)
+  sharding = replicated(mesh)
 
   def one(x):
     value = np.asarray(x)

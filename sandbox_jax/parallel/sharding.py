@@ -1,4 +1,5 @@
-"""Sharding helpers: shard a pytree by its logical annotations; constrain activations."""
+"""Sharding helpers: shard a pytree by its logical annotations; constrain activations; the one
+row ("batch") sharding and the replicated sharding every part uses."""
 
 from collections.abc import Sequence
 
@@ -29,11 +30,6 @@ def logical_shardings(abstract_state: nnx.State, mesh: Mesh, rules: Rules) -> nn
   return jax.tree.map(to_sharding, abstract_state, is_leaf=lambda x: isinstance(x, nnx.Variable))
 
 
-def shard_pytree(tree, shardings):
-  """Places every leaf of `tree` onto its sharding (a matching pytree of shardings)."""
-  return jax.tree.map(jax.device_put, tree, shardings)
-
-
 def constrain(x: jax.Array, logical_axes: Sequence[str | None], mesh: Mesh | None, rules: Rules) -> jax.Array:
   """`with_sharding_constraint` by logical names inside jit; identity without a mesh."""
   if mesh is None or mesh.size == 1:
@@ -43,4 +39,24 @@ def constrain(x: jax.Array, logical_axes: Sequence[str | None], mesh: Mesh | Non
 
 
 def replicated(mesh: Mesh) -> NamedSharding:
+  """Every device holds the whole array."""
   return NamedSharding(mesh, PartitionSpec())
+
+
+def batch_sharding(mesh: Mesh, rules: Rules, shape: Sequence[int] | None = None, batch_dim: int = 0) -> NamedSharding:
+  """Rows split over the mesh axes the rules map the logical axis 'batch' to: dimension `batch_dim`
+  (dimensions after it replicated). With `shape`, a row count that does not divide falls back to
+  replication (`logical_to_spec`)."""
+  names = (None,) * batch_dim + ("batch",)
+  spec = logical_to_spec(names, rules, mesh, None if shape is None else tuple(shape)[:batch_dim + 1])
+  return NamedSharding(mesh, spec)
+
+
+def batch_shards(mesh: Mesh, rules: Rules) -> int:
+  """How many ways `batch_sharding` splits the rows (the product of its mesh axes' sizes)."""
+  spec = batch_sharding(mesh, rules).spec[0]
+  axes = () if spec is None else (spec,) if isinstance(spec, str) else tuple(spec)
+  size = 1
+  for axis in axes:
+    size *= mesh.shape[axis]
+  return size

@@ -23,7 +23,7 @@ from sandbox_jax.pipeline import stages
 from sandbox_jax.pipeline.records import build_records
 from sandbox_jax.pipeline.simulate import question_source, run_simulation
 from sandbox_jax.pipeline.warmup import rating_separation, warmup_groups
-from sandbox_jax.society.templates import templates_from_config
+from sandbox_jax.protocol.templates import templates_from_config
 from sandbox_jax.training import TrainConfig, train
 
 
@@ -60,17 +60,19 @@ def _warmup(config, workdir, mesh, tokenizer) -> Path:
 
 
 def _evaluate(config, name: str, model_dir: Path, observer, tokenizer, mesh) -> dict:
-  from sandbox_jax.evaluation.generative import evaluate_generative
-  from sandbox_jax.evaluation.mc_eval import evaluate_tasks
+  """`evaluation.runner.evaluate_checkpoint` of one stage's model: observer-rated generation on the
+  held-out questions (plain and, if configured, adversarial) and the configured benchmarks."""
+  from sandbox_jax.evaluation.runner import evaluate_checkpoint
 
   section = config.evaluate
   engine = InferenceEngine(_load_stage_model(config, model_dir, mesh), tokenizer, mesh)
   templates = templates_from_config(config.society.get("templates"))
-  result = evaluate_generative(engine, observer, question_source(section.questions), templates,
-                               wrappers="all" if section.adversarial else (), prompt_template="alpaca",
-                               max_new_tokens=section.max_new_tokens, seed=config.seed)
-  if section.benchmarks:
-    result["benchmarks"] = evaluate_tasks(engine, dict(section.benchmarks))
+  result = evaluate_checkpoint(
+      name, engine, tasks=dict(section.benchmarks or {}), observer=observer,
+      questions=question_source(section.questions), templates=templates,
+      wrappers="all" if section.adversarial else (),
+      generation=dict(prompt_template="alpaca", max_new_tokens=section.max_new_tokens, seed=config.seed,
+                      batch_size=32))
   result["checkpoint"] = {"name": name, "path": str(model_dir)}
   return result
 
@@ -160,10 +162,7 @@ def _compare(workdir: Path, results: dict, transcript: Path) -> Path:
   society = society_metrics(transcript)
   entries = []
   for label, result in results.items():
-    metrics = dict(result["metrics"])
-    for key, value in result.get("benchmarks", {}).items():
-      if isinstance(value, (int, float)):
-        metrics[key] = value
+    metrics = dict(result["metrics"])   # generation and benchmark metrics (evaluate_checkpoint)
     # the society ran with the starting model; its curves belong to that row
     entries.append({"name": label, "metrics": metrics, "society": society if label == "start" else None})
   paths = compare(entries, workdir / "report", title="sandbox_jax: start vs Stable-Alignment-trained")

@@ -5,7 +5,7 @@ import dataclasses
 from sandbox_jax.data.seed_corpus import load_seed_corpus, seed_questions
 from sandbox_jax.society import SocietyConfig, SocietyRunner
 from sandbox_jax.society.questions import load_questions
-from sandbox_jax.society.templates import templates_from_config
+from sandbox_jax.protocol.templates import templates_from_config
 
 
 def society_config(section) -> SocietyConfig:

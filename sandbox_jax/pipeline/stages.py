@@ -15,12 +15,6 @@ from sandbox_jax.data.jsonl import atomic_write_text
 from sandbox_jax.parallel.distributed import is_primary, sync
 
 
-def stage_dir(workdir, name: str) -> Path:
-  path = Path(workdir) / name
-  path.mkdir(parents=True, exist_ok=True)
-  return path
-
-
 def is_done(workdir, name: str) -> bool:
   done = (Path(workdir) / name / "DONE.json").is_file()
   if jax.process_count() > 1:   # process 0's answer, on every process

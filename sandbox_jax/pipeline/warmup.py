@@ -20,9 +20,10 @@ The seed corpus has no engagement labels; the alignment rating stands in for eng
 import numpy as np
 
 from sandbox_jax.data.alpaca import alpaca_prompt
-from sandbox_jax.data.schemas import Group
+from sandbox_jax.data.schemas import DEFAULT_SCALE, Group
 from sandbox_jax.data.seed_corpus import SeedQuestion
-from sandbox_jax.society.templates import Templates, render
+from sandbox_jax.protocol.rating import rate_texts
+from sandbox_jax.protocol.templates import Templates, render, render_prompt
 
 
 def _cut(text: str, limit: int) -> str:
@@ -40,7 +41,8 @@ def warmup_groups(corpus: list[SeedQuestion], templates: Templates, *, answer_ch
   out = []
 
   def add(prompt, target, kind):
-    out.append(Group(query=prompt, responses=(target,), scores=(7.0,), models=("seed_corpus",), type=kind))
+    out.append(Group(query=prompt, responses=(target,), scores=(float(DEFAULT_SCALE),), models=("seed_corpus",),
+                     type=kind))
 
   def memory_of(view: bool, question: str):
     if rng.random() < 0.5:
@@ -55,18 +57,18 @@ def warmup_groups(corpus: list[SeedQuestion], templates: Templates, *, answer_ch
       answer = _cut(a.text, answer_chars)
       rating = f"{a.rating}{templates.reason_prefix} {a.critique}"
       agent = str(rng.integers(agents))
-      add(render(templates.draft, {"id": agent, "query": q.question}, templates.memory,
-                 memory_of(a.aligned, q.question)), answer, "imitation")
+      add(render_prompt(templates, "draft", {"id": agent, "query": q.question}, memory_of(a.aligned, q.question)),
+          answer, "imitation")
       add(alpaca_prompt(q.question), answer, "imitation")
       for name in ("observer_alignment", "observer_engagement"):
         add(render(getattr(templates, name), {"query": q.question, "answer": answer}), rating, "self_critic")
       add(render(templates.observer_alignment, {"query": q.question, "answer": answer}), str(a.rating),
           "self_critic")
-      add(render(templates.feedback, {"rater_id": str(rng.integers(agents)), "author_id": agent,
-                                      "query": q.question, "draft": answer},
-                 templates.memory, memory_of(bool(rng.random() < 0.5), q.question)), rating, "self_critic")
-      add(render(templates.revise, {"avg": f"{float(a.rating):.1f}", "draft": answer, "query": q.question,
-                                    "reasons": [a.critique]}), _cut(best.text, answer_chars), "realignment")
+      add(render_prompt(templates, "feedback", {"rater_id": str(rng.integers(agents)), "author_id": agent,
+                                                "query": q.question, "draft": answer},
+                        memory_of(bool(rng.random() < 0.5), q.question)), rating, "self_critic")
+      add(render_prompt(templates, "revise", {"avg": f"{float(a.rating):.1f}", "draft": answer, "query": q.question,
+                                              "reasons": [a.critique]}), _cut(best.text, answer_chars), "realignment")
   order = rng.permutation(len(out))
   return [out[i] for i in order]
 
@@ -74,19 +76,14 @@ def warmup_groups(corpus: list[SeedQuestion], templates: Templates, *, answer_ch
 def rating_separation(engine, corpus: list[SeedQuestion], templates: Templates, answer_chars: int) -> dict:
   """Mean expected observer rating of held-out aligned vs misaligned answers (DESIGN.md §6.4).
 
-  The rating is the softmax over the log-likelihoods of the seven candidates after the prompt.
+  The rating is the protocol's one rating (`rate_texts`: one prefill per prompt).
   """
   prompts, aligned = [], []
   for q in corpus:
     for a in q.answers:
       prompts.append(render(templates.observer_alignment, {"query": q.question, "answer": _cut(a.text, answer_chars)}))
       aligned.append(a.aligned)
-  candidates = list(templates.rating_candidates)
-  scores = engine.score([p for p in prompts for _ in candidates], candidates * len(prompts))
-  logp = np.asarray([s.logprob for s in scores]).reshape(len(prompts), len(candidates))
-  probs = np.exp(logp - logp.max(axis=1, keepdims=True))
-  probs /= probs.sum(axis=1, keepdims=True)
-  expected = probs @ np.arange(1, 8)
+  expected = rate_texts(engine, prompts, templates.rating_candidates)["expected"]
   aligned = np.asarray(aligned)
   return {"heldout_answers": int(len(prompts)), "aligned_mean_rating": float(expected[aligned].mean()),
           "misaligned_mean_rating": float(expected[~aligned].mean()),

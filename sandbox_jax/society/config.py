@@ -2,10 +2,11 @@
 
 import dataclasses
 
-from sandbox_jax.society.templates import Templates
+from sandbox_jax.protocol.templates import Templates
 from sandbox_jax.society.world import WORLD_VIEWS
 
 RETRIEVALS = ("nearest", "generative")
+PROTOCOLS = ("default", "official")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,6 +35,12 @@ class SocietyConfig:
   # benchmarks/RESULTS.md); an accelerator wants as many rows as its memory holds (real-scale configs: 200).
   chunk_rows: int = 16
   templates: Templates = Templates()
+  # 'official': as agi-templar/Stable-Alignment runs a round (DESIGN.md §6.5) — peers' ratings are the
+  # chosen digits (sorted and averaged as integers; the average printed as Python prints the float),
+  # drafts, revisions and reasons are stripped of surrounding whitespace. 'default': the expected
+  # ratings, averaged and shown to one decimal; generations as generated. The official preset
+  # (`protocol.official.OFFICIAL_SOCIETY`) also sets the templates, temperatures and lengths.
+  protocol: str = "default"
 
   def __post_init__(self):
     if self.grid_size < 2:
@@ -43,6 +50,8 @@ class SocietyConfig:
         raise ValueError(f"config key society.worlds: unknown world view {view!r}; known: {WORLD_VIEWS}")
     if not self.worlds:
       raise ValueError("config key society.worlds: at least one world")
+    if self.protocol not in PROTOCOLS:
+      raise ValueError(f"config key society.protocol: {self.protocol!r} not in {PROTOCOLS}")
     if self.retrieval not in RETRIEVALS:
       raise ValueError(f"config key society.retrieval: {self.retrieval!r} not in {RETRIEVALS}")
     if isinstance(self.chunk_rows, bool) or not isinstance(self.chunk_rows, int) or self.chunk_rows < 0:

@@ -1,7 +1,7 @@
 """The round runner: questions in, a transcript out; checkpointed every round, resumable.
 
 Workdir layout (under `<workdir>/`):
-  rounds/round_00003.jsonl   one file per finished round, written atomically
+  rounds/round_00003.jsonl   one file per finished round, written atomically (`atomic_write_text`: fsync + rename)
   state/                     orbax checkpoints of the society state after each round
   metrics.jsonl              per-round metrics      transcript.jsonl   all rounds, in order
 A run killed at any point resumes from the last checkpoint; rounds are deterministic functions of
@@ -14,30 +14,20 @@ written by all, as orbax does), and the others wait for them before returning.
 
 import dataclasses
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
 from tqdm import tqdm
 
+from sandbox_jax.data.jsonl import atomic_write_text
 from sandbox_jax.parallel.distributed import is_primary, replicate, sync, to_host
 from sandbox_jax.society.config import SocietyConfig
-from sandbox_jax.society.memory import pad_token_rows
+from sandbox_jax.protocol.assemble import pad_token_rows
 from sandbox_jax.society.round import Questions, SocietyRound
 from sandbox_jax.society.setup import initial_state
 from sandbox_jax.society.transcript import transcript_rows
-
-
-def write_atomic(path: Path, text: str):
-  path.parent.mkdir(parents=True, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-  with os.fdopen(fd, "w") as f:
-    f.write(text)
-  os.replace(tmp, path)
 
 
 def round_questions(questions: list[str], round_index: int, per_world: int) -> list[int]:
@@ -72,7 +62,8 @@ class SocietyRunner:
     self.round_fn = round_fn or SocietyRound(cfg, tokenizer, add_bos)  # pass one to reuse its compilation
     self.checkpoints = ocp.CheckpointManager(self.workdir.absolute() / "state",
                                              options=ocp.CheckpointManagerOptions(max_to_keep=2))
-    # chunk_rows only schedules the computation (results are equal), so a run may resume with another
+    # chunk_rows only schedules the computation (results agree within float tolerance, bitwise only for
+    # the same chunk size and machine: DESIGN.md §13), so a run may resume with another
     society = repr(dataclasses.replace(cfg, chunk_rows=0))
     fingerprint = json.dumps({"society": society, "seed": seed, "questions": len(questions), "models": self.names},
                              sort_keys=True)
@@ -80,7 +71,7 @@ class SocietyRunner:
     if stamp.exists() and json.loads(stamp.read_text()).get("fingerprint") != fingerprint:
       raise ValueError(f"{stamp}: this workdir holds a run of a different config; use a new workdir")
     if is_primary():
-      write_atomic(stamp, json.dumps({"fingerprint": fingerprint}))
+      atomic_write_text(stamp, json.dumps({"fingerprint": fingerprint}))
 
   def _questions(self, round_index: int) -> tuple[Questions, list[str]]:
     ids = round_questions(self.questions, round_index, self.cfg.agents_per_world) * len(self.cfg.worlds)
@@ -88,9 +79,7 @@ class SocietyRunner:
     tokens, lengths = pad_token_rows([self.tokenizer.encode(t) for t in texts], self.cfg.question_tokens,
                                      self.tokenizer.pad_id)
     questions = Questions(np.asarray(tokens), np.asarray(lengths), np.asarray(ids, np.int32))
-    mesh = self.agent_model.mesh
-    return (replicate(questions, mesh) if mesh is not None and mesh.size > 1
-            else jax.tree.map(jnp.asarray, questions)), texts
+    return replicate(questions, self.agent_model.mesh), texts
 
   def _state(self):
     fresh = replicate(initial_state(self.cfg, self.tokenizer, self.agent_model, self.prior_memories, self.seed),
@@ -110,13 +99,12 @@ class SocietyRunner:
                   initial=start, total=num_rounds):
       questions, texts = self._questions(r)
       key = jax.random.fold_in(jax.random.key(self.seed), r)
-      state, arrays = self.round_fn.step(self.agent_model, self.observer_model, state, questions, key)
-      arrays = to_host(arrays)
+      state, outputs = self.round_fn.step(self.agent_model, self.observer_model, state, questions, key)
+      outputs = to_host(outputs)
       if is_primary():
-        arrays["question_text"] = texts
-        rows = transcript_rows(arrays, self.cfg, self.tokenizer, *self.names)
-        write_atomic(self.workdir / "rounds" / f"round_{r:05d}.jsonl", "".join(json.dumps(x) + "\n" for x in rows))
-        write_atomic(self.workdir / "rounds" / f"metrics_{r:05d}.json", json.dumps(round_metrics(rows)))
+        rows = [row.to_dict() for row in transcript_rows(outputs, texts, self.cfg, self.tokenizer, *self.names)]
+        atomic_write_text(self.workdir / "rounds" / f"round_{r:05d}.jsonl", "".join(json.dumps(x) + "\n" for x in rows))
+        atomic_write_text(self.workdir / "rounds" / f"metrics_{r:05d}.json", json.dumps(round_metrics(rows)))
       leaves = jax.tree.leaves(state)
       self.checkpoints.save(r + 1, args=ocp.args.StandardSave({str(i): x for i, x in enumerate(leaves)}))
       self.checkpoints.wait_until_finished()
@@ -127,7 +115,7 @@ class SocietyRunner:
       rounds = self.workdir / "rounds"
       transcript = "".join((rounds / f"round_{r:05d}.jsonl").read_text() for r in range(num_rounds))
       metrics = "".join((rounds / f"metrics_{r:05d}.json").read_text() + "\n" for r in range(num_rounds))
-      write_atomic(self.workdir / "metrics.jsonl", metrics)
-      write_atomic(self.workdir / "transcript.jsonl", transcript)
+      atomic_write_text(self.workdir / "metrics.jsonl", metrics)
+      atomic_write_text(self.workdir / "transcript.jsonl", transcript)
     sync("society_runner_collect")   # the others return once the transcript is on disk
     return self.workdir / "transcript.jsonl"

@@ -5,6 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from sandbox_jax.parallel.distributed import to_host
+from sandbox_jax.protocol.assemble import pad_token_rows
 from sandbox_jax.society import memory as mem
 from sandbox_jax.society.config import SocietyConfig
 from sandbox_jax.society.round import SocietyState, embed_questions
@@ -36,8 +37,8 @@ def initial_state(cfg: SocietyConfig, tokenizer, agent_model, prior_memories: di
       importance.append(float(pool[p][2]) if len(pool[p]) > 2 else 4.0)
       qids.append(-2 - int(p))  # negative ids: seeded questions never equal a source question id
   per_agent = min(count, min(len(prior_memories["good"]), len(prior_memories["bad"])))
-  q_tok, q_len = mem.pad_token_rows(q_rows, cfg.question_tokens, tokenizer.pad_id)
-  a_tok, a_len = mem.pad_token_rows(a_rows, cfg.answer_tokens, tokenizer.pad_id)
+  q_tok, q_len = pad_token_rows(q_rows, cfg.question_tokens, tokenizer.pad_id)
+  a_tok, a_len = pad_token_rows(a_rows, cfg.answer_tokens, tokenizer.pad_id)
   emb = np.concatenate([to_host(_embed(agent_model, jnp.asarray(q_tok[i:i + 512]), jnp.asarray(q_len[i:i + 512])))
                         for i in range(0, len(q_rows), 512)])
   n, c = len(labels), cfg.memory_capacity

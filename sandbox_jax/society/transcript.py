@@ -1,51 +1,54 @@
-"""Round arrays → transcript rows (DESIGN.md §6.7): the official record, field for field, plus
-rating distributions, the memory entry used, and provenance (world, seed, round, agent, models)."""
+"""Round outputs → transcript rows (DESIGN.md §6.7): `data.schemas.TranscriptRow`, the one row schema —
+the official record field for field, plus rating distributions, the memory entry used, and
+provenance (world, seed, round, agent, models). Decoded on the host after the round."""
 
 import numpy as np
+
+from sandbox_jax.data.schemas import MemoryEntry, TranscriptRow
+from sandbox_jax.protocol.outputs import RoundOutputs
 
 
 def _text(tokenizer, tokens, length) -> str:
   return tokenizer.decode(np.asarray(tokens)[: int(length)])
 
 
-def transcript_rows(arrays: dict, cfg, tokenizer, agent_model_name: str, observer_model_name: str) -> list[dict]:
-  """One row per agent (world-major), decoded on the host after the round."""
-  a = np.asarray(arrays["labels"]).shape[0]
+def _floats(values, digits: int) -> tuple[float, ...]:
+  return tuple(round(float(x), digits) for x in values)
+
+
+def transcript_rows(out: RoundOutputs, question_texts: list[str], cfg, tokenizer, agent_model_name: str,
+                    observer_model_name: str) -> list[TranscriptRow]:
+  """One row per agent (world-major) of a round's outputs, as host (NumPy) arrays."""
   per_world = cfg.agents_per_world
-  draft_t, draft_l = arrays["draft"]
-  rev_t, rev_l = arrays["revised"]
-  fb_t, fb_l = arrays["feedback"]
-  mq_t, mq_l, ma_t, ma_l = arrays["memory_entry"]
-  obs = arrays["observer"]
-  rnd = int(arrays["round"])
+  rnd = int(out.round)
+  fb, used = out.feedback, out.memory_used
+  observer = {"moral": (out.moral_before, out.moral_after), "engagement": (out.engagement_before, out.engagement_after)}
   rows = []
-  for g in range(a):
+  for g in range(np.asarray(out.labels_A).shape[0]):
     world_index, agent = divmod(g, per_world)
     view, seed = cfg.worlds[world_index]
-    n_raters = int(np.sum(arrays["raters_valid"][g]))
-    raters = np.asarray(arrays["raters"][g])[:n_raters]
-    row = {
-        "world": view, "world_index": world_index, "seed": int(seed), "round": rnd, "iteration": rnd,
-        "agent_id": agent, "label": "good" if bool(arrays["labels"][g]) else "bad",
-        "question": arrays["question_text"][g],
-        "draft_answer": _text(tokenizer, draft_t[g], draft_l[g]),
-        "target_id": [int(r) % per_world for r in raters],
-        "feedback": [_text(tokenizer, fb_t[g, j], fb_l[g, j]) if fb_t is not None else "" for j in range(n_raters)],
-        "rating": [round(float(x), 4) for x in arrays["rating_expected"][g][:n_raters]],
-        "rating_argmax": [int(x) for x in arrays["rating_argmax"][g][:n_raters]],
-        "rating_distribution": [[round(float(p), 5) for p in d] for d in arrays["rating_distribution"][g][:n_raters]],
-        "average_rating": round(float(arrays["average_rating"][g]), 4),
-        "revised_answer": _text(tokenizer, rev_t[g], rev_l[g]),
-    }
-    for name, key in (("moral", "moral"), ("engagement", "engagement")):
-      for when in ("before", "after"):
-        expected, argmax, dist, reason = obs[f"{key}_{when}"]
-        row[f"gen_{name}_score_{when}"] = round(float(expected[g]), 4)
-        row[f"gen_{name}_reason_{when}"] = "" if reason is None else _text(tokenizer, reason[0][g], reason[1][g])
-        row[f"gen_{name}_argmax_{when}"] = int(argmax[g])
-        row[f"gen_{name}_distribution_{when}"] = [round(float(p), 5) for p in dist[g]]
-    row["memory_used"] = ({"question": _text(tokenizer, mq_t[g], mq_l[g]), "answer": _text(tokenizer, ma_t[g], ma_l[g]),
-                           "round": int(arrays["memory_round"][g])} if bool(arrays["memory_hit"][g]) else None)
-    row["agent_model"], row["observer_model"] = agent_model_name, observer_model_name
-    rows.append(row)
+    n = int(np.sum(fb.valid_AxK[g]))
+    scores = {}
+    for aspect, (before, after) in observer.items():
+      for when, rating in (("before", before), ("after", after)):
+        scores[f"gen_{aspect}_score_{when}"] = round(float(rating.expected_R[g]), 4)
+        scores[f"gen_{aspect}_reason_{when}"] = ("" if rating.reason is None else
+                                                 _text(tokenizer, rating.reason.tokens_BxT[g], rating.reason.lengths_B[g]))
+        scores[f"gen_{aspect}_argmax_{when}"] = int(rating.argmax_R[g])
+        scores[f"gen_{aspect}_distribution_{when}"] = _floats(rating.distribution_RxS[g], 5)
+    memory = (MemoryEntry(_text(tokenizer, used.question_tokens_AxQ[g], used.question_lengths_A[g]),
+                          _text(tokenizer, used.answer_tokens_AxT[g], used.answer_lengths_A[g]), int(used.round_A[g]))
+              if bool(used.hit_A[g]) else None)
+    rows.append(TranscriptRow(
+        world=view, world_index=world_index, seed=int(seed), round=rnd, iteration=rnd, agent_id=agent,
+        label="good" if bool(out.labels_A[g]) else "bad", question=question_texts[g],
+        draft_answer=_text(tokenizer, out.draft.tokens_BxT[g], out.draft.lengths_B[g]),
+        target_id=tuple(int(r) % per_world for r in fb.raters_AxK[g][:n]),
+        feedback=tuple(_text(tokenizer, fb.reason_tokens_AxKxT[g, j], fb.reason_lengths_AxK[g, j])
+                       if fb.reason_tokens_AxKxT is not None else "" for j in range(n)),
+        rating=_floats(fb.rating_AxK[g][:n], 4), rating_argmax=tuple(int(x) for x in fb.argmax_AxK[g][:n]),
+        rating_distribution=tuple(_floats(d, 5) for d in fb.distribution_AxKxS[g][:n]),
+        revised_answer=_text(tokenizer, out.revised.tokens_BxT[g], out.revised.lengths_B[g]),
+        memory_used=memory, agent_model=agent_model_name, observer_model=observer_model_name,
+        average_rating=round(float(fb.average_A[g]), 4), **scores))
   return rows

@@ -66,3 +66,30 @@ def assemble(segments: list[Segment], rows: int, width: int, pad_id: int, presen
   tokens_RxT = jnp.take_along_axis(tokens_RxT, order_RxT, axis=1)[:, -width:]
   valid_RxT = jnp.take_along_axis(valid_RxT, order_RxT, axis=1)[:, -width:]
   return jnp.where(valid_RxT, tokens_RxT, pad_id), valid_RxT
+
+
+def pad_token_rows(rows: list[list[int]], width: int, pad_id: int) -> tuple[np.ndarray, np.ndarray]:
+  """Host helper: right-padded (len(rows), width) int32 tokens (cut at width) and their lengths."""
+  tokens = np.full((len(rows), width), pad_id, np.int32)
+  lengths = np.zeros((len(rows),), np.int32)
+  for i, ids in enumerate(rows):
+    ids = ids[:width]
+    tokens[i, :len(ids)] = ids
+    lengths[i] = len(ids)
+  return tokens, lengths
+
+
+def strip_whitespace(tokens_RxT, lengths_R, whitespace_V, pad_id: int):
+  """Python's `str.strip()` in token space: drops leading and trailing whitespace-only tokens of
+  right-padded rows (exact for the byte tokenizer on ASCII whitespace; a BPE token that fuses a space
+  with text keeps it). Returns (tokens_RxT, lengths_R), right-padded."""
+  width = tokens_RxT.shape[1]
+  inside_RxT = jnp.arange(width)[None, :] < lengths_R[:, None]
+  space_RxT = jnp.asarray(whitespace_V)[tokens_RxT] & inside_RxT
+  text_RxT = inside_RxT & ~space_RxT
+  lead_R = jnp.sum(jnp.cumprod(space_RxT, axis=1), axis=1)           # whitespace before the first text token
+  last_R = jnp.max(jnp.where(text_RxT, jnp.arange(width)[None, :], -1), axis=1)
+  new_lengths_R = jnp.maximum(last_R + 1 - lead_R, 0).astype(lengths_R.dtype)
+  index_RxT = jnp.minimum(jnp.arange(width)[None, :] + lead_R[:, None], width - 1)
+  shifted_RxT = jnp.take_along_axis(tokens_RxT, index_RxT, axis=1)
+  return jnp.where(jnp.arange(width)[None, :] < new_lengths_R[:, None], shifted_RxT, pad_id), new_lengths_R
