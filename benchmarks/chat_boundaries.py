@@ -32,10 +32,7 @@ from pathlib import Path
 
 from sandbox_jax.protocol import chat
 
-try:
-  from sandbox_jax.protocol.templates import Templates
-except ImportError:
-  from sandbox_jax.society.templates import Templates
+from sandbox_jax.protocol.templates import Templates
 
 ROOT = Path(__file__).resolve().parent.parent
 QUESTIONS = ROOT.parent / "shared" / "data" / "hh_rlhf_redteam_questions.txt"

@@ -14,8 +14,8 @@ from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, 
 from sandbox_jax.data.batching import encode_sequence
 from sandbox_jax.inference import InferenceEngine
 from sandbox_jax.model import HFTokenizer, export_hf_checkpoint, load_hf_checkpoint
-from sandbox_jax.society.prompts import PromptTables
-from sandbox_jax.society.templates import templates_from_config
+from sandbox_jax.protocol.prompts import PromptTables
+from sandbox_jax.protocol.templates import templates_from_config
 
 SPECIALS = ["<unk>", "<s>", "</s>", "<|im_start|>", "<|im_end|>"]  # ids 0..4; configs say bos 1, eos 2
 CHAT = ("{% for m in messages %}{{'<|im_start|>' + m['role'] + '\n' + m['content'] + '<|im_end|>\n'}}{% endfor %}"

@@ -17,10 +17,7 @@ from transformers import PreTrainedTokenizerFast
 
 from sandbox_jax.protocol import chat
 
-try:
-  from sandbox_jax.protocol.templates import Templates
-except ImportError:
-  from sandbox_jax.society.templates import Templates
+from sandbox_jax.protocol.templates import Templates
 
 QWEN2_STYLE = (
     "{%- if messages[0]['role'] == 'system' %}\n"

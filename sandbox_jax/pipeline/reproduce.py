@@ -332,7 +332,7 @@ def _check_setup(done_path: Path, saved, current) -> None:
 def run_reproduce(config, mesh) -> Path:
   """Runs (or resumes) every arm × seed and writes the report; returns the Markdown report's path."""
   from sandbox_jax.pipeline.run import _load_stage_model
-  from sandbox_jax.society.templates import templates_from_config
+  from sandbox_jax.protocol.templates import templates_from_config
 
   spec = config.reproduce
   arms = resolve_arms(config)
