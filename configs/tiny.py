@@ -2,18 +2,25 @@
 
   sandbox-jax pipeline --config=configs/tiny.py              # warm-up → simulate → train → evaluate → compare
   sandbox-jax pipeline --config=configs/tiny.py:runlocal     # micro version for tests (well under a minute)
+  sandbox-jax simulate --config=configs/tiny.py:official,runlocal   # official mode (protocol/official.py)
 
 Expected on a 2-core CPU: under 10 minutes for the whole pipeline (see benchmarks/RESULTS.md).
 Society: one 5×5 world of each of two views (half_half, mixed_half_half) for 3 rounds with the compact
 templates (the reference templates are too long for a byte-level 1k context); agents and observer
 are the warmed-up tiny model. Sweep: `sweep()` below lists a small hyper-grid.
+
+`official` applies the official preset (`protocol.official.apply_official`: official templates, 256
+new tokens at temperature 1.0, 50 seed memories and no eviction, official records, no eos) and
+widens the prompts and the model's context so the longest official prompt fits uncut at these slot
+widths (byte tokens; the official rating prompts alone are ~700 bytes). The warm-up still teaches
+the compact formats: official mode on the tiny model checks the machinery, not the paper's numbers.
 """
 
 from sandbox_jax.config_utils import base_config, parse_arg
 
 
 def get_config(arg: str | None = None):
-  arg = parse_arg(arg, runlocal=False)
+  arg = parse_arg(arg, runlocal=False, official=False)
   config = base_config()
   config.workdir = "runs/tiny"
   config.model = dict(
@@ -41,6 +48,20 @@ def get_config(arg: str | None = None):
                           memory_seed_count=3)
     config.train.update(groups_per_batch=2, max_len=128, stage_steps=dict(imitation=2, self_critic=2, realignment=2))
     config.evaluate.update(max_new_tokens=8, adversarial=False)
+  if arg.official:
+    from sandbox_jax.protocol.official import apply_official
+
+    apply_official(config)
+    # longest official prompts, byte tokens (Q question, k raters): draft 419 + 2Q, feedback 1258 + 2Q,
+    # revise 574 + Q + 257k, observer 953 + Q (tests/test_official_config.py checks they fit)
+    if arg.runlocal:   # Q = 32, k = 2
+      widths = dict(draft_prompt_tokens=512, feedback_prompt_tokens=1344, revise_prompt_tokens=1152,
+                    observer_prompt_tokens=1024)
+    else:              # Q = 96, k = 4
+      widths = dict(draft_prompt_tokens=640, feedback_prompt_tokens=1472, revise_prompt_tokens=1728,
+                    observer_prompt_tokens=1088)
+    config.society.update(widths)
+    config.model.update(max_positions=2048)   # the longest prompt + 256 new tokens
   return config
 
 

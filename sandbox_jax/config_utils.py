@@ -54,7 +54,7 @@ def real_scale_config(name: str, arg: ml_collections.ConfigDict, *, checkpoint_k
   Society: the paper's 10×10 grid, 50 rounds, reference templates; training (DESIGN §8): lr 2e-5,
   3% warm-up then cosine, up to 3 responses per group, 32 groups per step, 360 tokens; bf16 compute
   over fp32 master weights with full remat. `runlocal` shrinks it to a smoke run; `official` applies
-  the official preset (`protocol.official.OFFICIAL_SOCIETY`).
+  the official preset (`protocol.official.apply_official`: society, records, train.append_eos).
   """
   if not arg.path:
     raise ValueError(f"configs/{name}.py needs path=<local {checkpoint_kind} checkpoint directory>")
@@ -76,13 +76,13 @@ def real_scale_config(name: str, arg: ml_collections.ConfigDict, *, checkpoint_k
       accum_steps=accum_steps, max_responses=3, max_len=360, logits_chunk=120, schedule="staged",
       stage_steps=dict(imitation=300, self_critic=300, realignment=100), checkpoint_every=100, **(train_extra or {}))
   config.evaluate = dict(questions="seed:heldout", max_new_tokens=max_new_tokens, benchmarks={}, adversarial=True)
-  if arg.official:  # the society as the original code runs it (protocol/official.py)
-    from sandbox_jax.protocol.official import OFFICIAL_SOCIETY
-
-    config.society.update(OFFICIAL_SOCIETY)
   if arg.runlocal:
     config.workdir = f"runs/{name}_local"
     config.society.update(grid_size=local_grid, rounds=2)
     config.train.update(groups_per_batch=local_groups, stage_steps=dict(imitation=2, self_critic=2, realignment=2))
     config.evaluate.update(max_new_tokens=32, adversarial=False)
+  if arg.official:  # the original code's run (protocol/official.py); after runlocal: rounds size the memory
+    from sandbox_jax.protocol.official import apply_official
+
+    apply_official(config)
   return config

@@ -159,7 +159,7 @@ def cmd_records(config):
 
   transcript = _TRANSCRIPT.value or str(Path(config.workdir) / "society" / "transcript.jsonl")
   out = _OUT.value or str(Path(config.workdir) / "records")
-  print(json.dumps(build_records(transcript, out), indent=2))
+  print(json.dumps(build_records(transcript, out, config.get("records")), indent=2))
 
 
 def cmd_plan(config):

@@ -15,6 +15,9 @@ i in epoch e, so a batch depends only on (seed, epoch, position), never on what 
 That makes the state just `{'epoch', 'position'}` (the next batch to produce): `state_dict()` is a
 JSON-serialisable dict for the trainer's checkpoint, and `load_state_dict(state)` continues exactly
 where the saved iterator would have.
+
+`append_eos` (config key `train.append_eos`) is `make_group_batch`'s: False leaves the eos off every
+response row, as the official trainer does.
 """
 
 import math
@@ -34,7 +37,7 @@ class GroupBatchIterator:
                max_len: int, max_responses: int = DEFAULT_MAX_RESPONSES, seed: int = 0,
                shuffle: bool = True, num_shards: int = 1, shard_index: int = 0,
                drop_remainder: bool = False, num_epochs: int | None = None,
-               min_prompt_tokens: int = 1):
+               min_prompt_tokens: int = 1, append_eos: bool = True):
     if groups_per_batch < 1:
       raise ValueError(f"groups_per_batch must be >= 1, got {groups_per_batch}")
     if not 0 <= shard_index < num_shards:
@@ -43,7 +46,7 @@ class GroupBatchIterator:
     self.groups_per_batch, self.max_len, self.max_responses = groups_per_batch, max_len, max_responses
     self.seed, self.shuffle, self.num_epochs = seed, shuffle, num_epochs
     self.num_shards, self.shard_index = num_shards, shard_index
-    self.min_prompt_tokens = min_prompt_tokens
+    self.min_prompt_tokens, self.append_eos = min_prompt_tokens, append_eos
     n = len(groups)
     if drop_remainder:
       self.steps_per_epoch = (n // num_shards) // groups_per_batch
@@ -95,7 +98,7 @@ class GroupBatchIterator:
         [self.groups[i] for i in ids], self.tokenizer, max_len=self.max_len,
         groups_per_batch=self.groups_per_batch, max_responses=self.max_responses,
         rngs=[np.random.default_rng([self.seed, self.epoch, i]) for i in ids],
-        min_prompt_tokens=self.min_prompt_tokens)
+        min_prompt_tokens=self.min_prompt_tokens, append_eos=self.append_eos)
     self.position += 1
     if self.position == self.steps_per_epoch:
       self.epoch, self.position = self.epoch + 1, 0

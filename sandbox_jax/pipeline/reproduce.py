@@ -45,13 +45,12 @@ from pathlib import Path
 
 import numpy as np
 
-from sandbox_jax.data import group_records, read_records
 from sandbox_jax.data.jsonl import atomic_write_text
 from sandbox_jax.inference import InferenceEngine
 from sandbox_jax.model import load_tokenizer
 from sandbox_jax.parallel.distributed import is_primary
 from sandbox_jax.pipeline import stages
-from sandbox_jax.pipeline.records import build_records
+from sandbox_jax.pipeline.records import build_records, read_groups
 from sandbox_jax.pipeline.simulate import question_source, run_simulation
 from sandbox_jax.training import TrainConfig, train
 from sandbox_jax.training.metrics import read_metrics
@@ -266,7 +265,7 @@ def _prepare(config, workdir: Path, mesh, tokenizer) -> tuple[Path, Path]:
   transcript = Path(stages.read_done(workdir, "society")["transcript"])
   if not stages.is_done(workdir, "records"):
     with stages.Timer() as t:
-      summary = build_records(transcript, workdir / "records") if is_primary() else {}
+      summary = build_records(transcript, workdir / "records", config.get("records")) if is_primary() else {}
     stages.mark_done(workdir, "records", summary, t.seconds)
   return start_dir, workdir / "records" / "records.jsonl"
 
@@ -351,7 +350,7 @@ def run_reproduce(config, mesh) -> Path:
   if questions:
     observer_dir = Path(spec.observer) if spec.get("observer") else start_dir
     observer = InferenceEngine(_load_stage_model(config, observer_dir, mesh), tokenizer, mesh)
-  groups = group_records(read_records(records_path))
+  groups = read_groups(records_path, config.get("records"))
   contrast = rating_contrast(groups)
   _log(f"records: {contrast['groups']} groups, {contrast['groups_with_contrast']} with rating contrast, "
        f"{contrast['pairs']} (best, worse) pairs")

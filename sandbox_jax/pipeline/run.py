@@ -11,7 +11,6 @@ prints and writes the files, and the others wait for what they read next (`stage
 import json
 from pathlib import Path
 
-from sandbox_jax.data import group_records, read_records
 from sandbox_jax.data.jsonl import atomic_write_text
 from sandbox_jax.data.seed_corpus import load_seed_corpus
 from sandbox_jax.inference import InferenceEngine
@@ -20,7 +19,7 @@ from sandbox_jax.model.loading import load_model
 from sandbox_jax.parallel.distributed import is_primary, sync
 from sandbox_jax.parallel.rules import rules_from_config
 from sandbox_jax.pipeline import stages
-from sandbox_jax.pipeline.records import build_records
+from sandbox_jax.pipeline.records import build_records, read_groups
 from sandbox_jax.pipeline.simulate import question_source, run_simulation
 from sandbox_jax.pipeline.warmup import rating_separation, warmup_groups
 from sandbox_jax.protocol.templates import templates_from_config
@@ -116,14 +115,14 @@ def run_pipeline(config, mesh) -> Path:
   # 3. records
   if not stages.is_done(workdir, "records"):
     with stages.Timer() as t:
-      summary = build_records(transcript, workdir / "records") if is_primary() else {}
+      summary = build_records(transcript, workdir / "records", config.get("records")) if is_primary() else {}
     stages.mark_done(workdir, "records", summary, t.seconds)
   _log(f"records: {json.dumps({k: v for k, v in stages.read_done(workdir, 'records').items() if k != 'stage'})}")
 
   # 4. train: Stable Alignment, three stages, from the starting model
   if not stages.is_done(workdir, "train"):
     _log("train: Stable Alignment")
-    groups = group_records(read_records(workdir / "records" / "records.jsonl"))
+    groups = read_groups(workdir / "records" / "records.jsonl", config.get("records"))
     with stages.Timer() as t:
       result = train(TrainConfig.from_dict(config.train), _load_stage_model(config, start_dir, mesh), tokenizer,
                      groups, workdir / "train", mesh=mesh)

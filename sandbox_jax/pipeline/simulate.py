@@ -1,9 +1,15 @@
-"""Stage `simulate`: run the society with the configured agent and observer models."""
+"""Stage `simulate`: run the society with the configured agent and observer models.
+
+In official mode (`society.protocol = 'official'`) a memory capacity that could evict a memory in
+`society.rounds` rounds is a config error (`memory.check_no_eviction`; the original's memory is
+unbounded).
+"""
 
 import dataclasses
 
 from sandbox_jax.data.seed_corpus import load_seed_corpus, seed_questions
 from sandbox_jax.society import SocietyConfig, SocietyRunner
+from sandbox_jax.society.memory import check_no_eviction
 from sandbox_jax.society.questions import load_questions
 from sandbox_jax.protocol.templates import templates_from_config
 
@@ -40,6 +46,8 @@ def seed_priors() -> dict:
 
 def run_simulation(section, agent_model, observer_model, tokenizer, workdir, seed: int, names: tuple[str, str]):
   cfg = society_config(section)
+  if cfg.protocol == "official":
+    check_no_eviction(cfg.memory_capacity, cfg.memory_seed_count, int(section.rounds))
   runner = SocietyRunner(cfg, agent_model, observer_model, tokenizer, question_source(section.questions), seed_priors(),
                          workdir, seed=seed, agent_name=names[0], observer_name=names[1])
   return runner.run(int(section.rounds))

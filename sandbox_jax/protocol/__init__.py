@@ -8,7 +8,7 @@
   rating.py     the one rating: the model's distribution over the candidates after one prefill,
                 in jit (`rate`) and on the host (`rate_texts`), both through `rating_from_logits`
   outputs.py    the round's typed outputs (`RoundOutputs`, `Feedback`, `MemoryUsed`)
-  official.py   the official preset (`OFFICIAL_SOCIETY`)
+  official.py   the official preset (`OFFICIAL_SOCIETY`, `apply_official`)
 
 The transcript-row schema is `data.schemas.TranscriptRow` (data stays free of jax); it is
 re-exported here so the society and evaluation name it from the protocol.
@@ -18,12 +18,12 @@ from sandbox_jax.data.schemas import RATING_SCALE, TranscriptRow
 from sandbox_jax.protocol.assemble import Segment, assemble, literal, pad_token_rows
 from sandbox_jax.protocol.prompts import PromptTables, segments, slot
 from sandbox_jax.protocol.rating import Rating, candidate_token_ids, rate, rate_texts, rating_from_logits
-from sandbox_jax.protocol.official import OFFICIAL_SOCIETY
+from sandbox_jax.protocol.official import OFFICIAL_SOCIETY, apply_official
 from sandbox_jax.protocol.outputs import Feedback, MemoryUsed, RoundOutputs
 from sandbox_jax.protocol.templates import (Templates, compact_templates, official_templates, render, render_prompt,
                                             templates_from_config)
 
 __all__ = ["OFFICIAL_SOCIETY", "RATING_SCALE", "Feedback", "MemoryUsed", "PromptTables", "Rating", "RoundOutputs",
-           "Segment", "Templates", "TranscriptRow", "assemble", "candidate_token_ids", "compact_templates", "literal",
+           "Segment", "Templates", "TranscriptRow", "apply_official", "assemble", "candidate_token_ids", "compact_templates", "literal",
            "official_templates", "pad_token_rows", "rate", "rate_texts", "rating_from_logits", "render",
            "render_prompt", "segments", "slot", "templates_from_config"]

@@ -3,7 +3,7 @@
 import dataclasses
 
 from sandbox_jax.protocol.templates import Templates
-from sandbox_jax.society.world import WORLD_VIEWS
+from sandbox_jax.society.world import GLOBAL_LOCAL_SHARES, WORLD_VIEWS
 
 RETRIEVALS = ("nearest", "generative")
 PROTOCOLS = ("default", "official")
@@ -15,6 +15,10 @@ class SocietyConfig:
   worlds: tuple[tuple[str, int], ...] = (("all_good", 0),)  # (world view, seed) per batched world
   max_raters: int = 4                                   # k = min(max_raters, #neighbours)
   global_dropout: float | None = None                   # None: local raters only
+  # Global interaction's local share (world.rater_plan): 'k' max(1, int((1 - dropout) * k)) of
+  # k = min(max_raters, #neighbours) raters; 'neighbours' (official) max(1, int((1 - dropout) *
+  # #neighbours)) local of max_raters raters in all.
+  global_local_share: str = "k"
   question_tokens: int = 64                             # question width (longer ones are cut)
   answer_tokens: int = 48                               # max new tokens of a draft or revision
   reason_tokens: int = 24                               # max new tokens of a reason (0: no reasons)
@@ -39,7 +43,8 @@ class SocietyConfig:
   # chosen digits (sorted and averaged as integers; the average printed as Python prints the float),
   # drafts, revisions and reasons are stripped of surrounding whitespace. 'default': the expected
   # ratings, averaged and shown to one decimal; generations as generated. The official preset
-  # (`protocol.official.OFFICIAL_SOCIETY`) also sets the templates, temperatures and lengths.
+  # (`protocol.official.apply_official`) also sets the templates, generation settings, rater draw and
+  # memory (docs/protocol.md §6).
   protocol: str = "default"
 
   def __post_init__(self):
@@ -58,6 +63,9 @@ class SocietyConfig:
       raise ValueError(f"config key society.chunk_rows must be an integer >= 0, got {self.chunk_rows!r}")
     if self.global_dropout is not None and not 0.0 <= self.global_dropout <= 1.0:
       raise ValueError(f"config key society.global_dropout must be in [0, 1], got {self.global_dropout}")
+    if self.global_local_share not in GLOBAL_LOCAL_SHARES:
+      raise ValueError(f"config key society.global_local_share: {self.global_local_share!r} not in "
+                       f"{GLOBAL_LOCAL_SHARES}")
 
   @property
   def agents_per_world(self) -> int:

@@ -26,7 +26,7 @@ from sandbox_jax.society.config import SocietyConfig
 from sandbox_jax.protocol.prompts import PromptTables, average_index, reasons_segments, segments, slot
 from sandbox_jax.protocol.outputs import Feedback, MemoryUsed, RoundOutputs
 from sandbox_jax.protocol.rating import Rating, rate
-from sandbox_jax.society.world import draw_raters, neighbour_matrix, raters_per_draft
+from sandbox_jax.society.world import draw_raters, neighbour_matrix, rater_plan
 
 
 @jax.tree_util.register_dataclass
@@ -60,7 +60,9 @@ class SocietyRound:
     self.cfg = cfg
     self.tokenizer = tokenizer
     self.neighbours = neighbour_matrix(cfg.grid_size)
-    self.k_per_agent = raters_per_draft(cfg.grid_size, cfg.max_raters)
+    # raters per draft and how many of them are local (society.global_local_share; config errors here)
+    self.k_per_agent, self.local_per_agent = rater_plan(cfg.grid_size, cfg.max_raters, cfg.global_dropout,
+                                                        cfg.global_local_share)
     self.k = int(self.k_per_agent.max())
     official = cfg.protocol == "official"
     self.stop_ids = stop_ids_of(tokenizer)  # EOS and the chat template's end-of-turn token
@@ -152,8 +154,9 @@ class SocietyRound:
     """Step 4's draw: (A, K) global rater ids and their validity, per world, unsorted."""
     cfg, per_world, k = self.cfg, self.cfg.agents_per_world, self.k
     world_keys = jax.random.split(key, len(cfg.worlds))
+    local_A = None if cfg.global_dropout is None else self.local_per_agent
     local, valid = jax.vmap(lambda wk: draw_raters(wk, jnp.asarray(self.neighbours), self.k_per_agent,
-                                                   cfg.global_dropout))(world_keys)
+                                                   cfg.global_dropout, local_A=local_A))(world_keys)
     raters = (local + (jnp.arange(len(cfg.worlds)) * per_world)[:, None, None]).reshape(-1, k)
     return raters, valid.reshape(-1, k)
 

@@ -35,7 +35,7 @@ class BatchFeeder:
     self.iterators = [
         GroupBatchIterator(stage.groups, tokenizer, groups_per_batch=local, max_len=cfg.max_len,
                            max_responses=cfg.max_responses, seed=cfg.seed + i, shuffle=True,
-                           num_shards=processes, shard_index=jax.process_index())
+                           num_shards=processes, shard_index=jax.process_index(), append_eos=cfg.append_eos)
         for i, stage in enumerate(stages)]
     self.sharding = self._sharding(mesh, rules)
 
