@@ -268,3 +268,17 @@ def test_official_templates_wrap_too(smollm2):
   assert twin == ref.apply_chat_template([{"role": "system", "content": chat.CHAT_PRIOR},
                                           {"role": "user", "content": user}], tokenize=False,
                                          add_generation_prompt=True)
+
+
+def test_smollm2_generation_stops_at_the_end_of_turn(smollm2):
+  """The real model, asked in its chat format, ends its turn: generation stops at <|im_end|> (~25 s)."""
+  from sandbox_jax.inference import InferenceEngine
+  from sandbox_jax.model.loading import load_checkpoint
+
+  ref, tok = smollm2
+  engine = InferenceEngine(load_checkpoint(SMOLLM2), tok)
+  view, prompts = chat_answer_prompts(engine, ["What is the capital of France? Answer in one word."], "alpaca")
+  eot = chat.chat_format_of(tok).end_of_turn_id(tok)
+  assert eot == ref.convert_tokens_to_ids("<|im_end|>") and eot in view.stop_ids
+  result = view.generate(prompts, 12)[0]
+  assert result.ended_with_eos and len(result.tokens) < 12 and "Paris" in result.text
