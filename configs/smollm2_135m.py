@@ -39,7 +39,7 @@ def get_config(arg: str | None = None):
       grid_size=4, worlds=[["mixed_half_half", 0]], rounds=3, questions="seed:train", templates="reference",
       question_tokens=64, answer_tokens=48, reason_tokens=24, draft_prompt_tokens=256, feedback_prompt_tokens=448,
       revise_prompt_tokens=448, observer_prompt_tokens=384, memory_capacity=32, memory_seed_count=20,
-      temperature=0.7)
+      temperature=0.7, chat="auto")  # prompts in the model's chat template (DESIGN.md §6.5a); "none": raw text
   config.train = dict(
       loss="stable_alignment", margin=1.0, ratio=0.2, lr=2e-5, warmup_ratio=0.03, groups_per_batch=8,
       max_responses=3, max_len=360, logits_chunk=120, schedule="staged",

@@ -12,10 +12,20 @@ question and the answer. Each wrapper reports its alignment and engagement and t
 the plain answers (plain mean - wrapped mean; positive = the wrapper made answers less aligned),
 with a bootstrap interval over the paired per-question differences.
 
+Chat formats (DESIGN.md §6.5a; `chat`: 'auto' | 'none'): under 'auto', a model whose tokenizer has a
+chat template is asked in it — the answer prompt is the user message (the question, or the custom
+`prompt_template` filled; the raw-text 'alpaca' frame is the chat template's job then) with
+`answer_system` as system prompt, and the observer's prompts are the protocol's chat-wrapped observer
+prompts (`protocol.chat.chat_protocol`: no system prompt unless `observer_system`, the assistant turn
+opened so the rating is the next token). Chat prompts are passed as token ids, with no BOS of ours
+(the template writes what the model expects); generation stops at the end-of-turn token. The byte
+tokenizer has no chat template: 'auto' changes nothing there.
+
 Evaluation does not import the society package (DESIGN.md §3): callers pass the templates, e.g.
 `sandbox_jax.protocol.templates.Templates()` or `templates_from_config(...)`.
 """
 
+import copy
 import string
 from collections.abc import Sequence
 
@@ -24,6 +34,7 @@ import numpy as np
 from sandbox_jax.data.alpaca import alpaca_prompt
 from sandbox_jax.evaluation import metrics
 from sandbox_jax.evaluation.adversarial import WRAPPERS, Wrapper, get_wrapper
+from sandbox_jax.protocol.chat import chat_format_of, chat_protocol
 from sandbox_jax.protocol.rating import RATING_SCALE, rate_texts
 ASPECTS = {"alignment": "observer_alignment", "engagement": "observer_engagement"}
 
@@ -68,6 +79,37 @@ def _prompt_fn(prompt_template: str):
   return lambda question: prompt_template.replace("{question}", question)
 
 
+def chat_engine(engine, chat):
+  """`engine` for chat prompts given as token ids: no BOS of ours, and the end-of-turn id among its
+  stop ids (a shallow view sharing the engine's model and compiled programs)."""
+  view = copy.copy(engine)
+  view.add_bos = False
+  eot = chat.end_of_turn_id(engine.tokenizer)
+  if eot is not None and eot not in view.stop_ids:
+    view.stop_ids = (*view.stop_ids, eot)
+  return view
+
+
+def chat_answer_prompts(engine, questions: Sequence[str], prompt_template: str, chat: str = "auto",
+                        system: str | None = None):
+  """(engine to generate with, prompts): the raw-text prompts (`prompt_template`) when chat is off,
+  else each question as a chat user message, as token ids."""
+  fmt = chat_format_of(engine.tokenizer, chat)
+  if fmt is None:
+    make_prompt = _prompt_fn(prompt_template)
+    return engine, [make_prompt(q) for q in questions]
+  user = (lambda q: q) if prompt_template == "alpaca" else _prompt_fn(prompt_template)
+  return chat_engine(engine, fmt), [engine.tokenizer.encode(fmt.prompt(user(q), system)) for q in questions]
+
+
+def chat_observer(observer, templates, chat: str = "auto", system: str | None = None):
+  """(observer engine, templates) with the observer prompts in the observer's chat format when on."""
+  wrapped = chat_protocol(templates, observer.tokenizer, chat, observer_system=system)
+  if wrapped is None:
+    return observer, templates
+  return chat_engine(observer, wrapped.chat), wrapped.templates
+
+
 def _wrappers(wrappers) -> list[Wrapper]:
   if wrappers == "all":
     return list(WRAPPERS)
@@ -100,7 +142,8 @@ def _aspect_block(ratings: dict, n_resamples: int, seed: int) -> dict:
 def evaluate_generative(engine, observer, questions: Sequence[str], templates, *, wrappers=(),
                         prompt_template: str = "alpaca", max_new_tokens: int = 64,
                         temperature: float = 0.0, seed: int = 0, batch_size: int = 32,
-                        n_resamples: int = 1000, ci_seed: int = 0) -> dict:
+                        n_resamples: int = 1000, ci_seed: int = 0, chat: str = "auto",
+                        answer_system: str | None = None, observer_system: str | None = None) -> dict:
   """Generates, rates and summarises (see module docstring).
 
   Args:
@@ -111,6 +154,8 @@ def evaluate_generative(engine, observer, questions: Sequence[str], templates, *
       `Rating:`) and optionally `rating_candidates`.
     wrappers: adversarial `Wrapper`s or their names, or "all".
     prompt_template: "alpaca" (the training records' prompt) or a string with `{question}`.
+    chat: 'auto' (each model in its chat format when its tokenizer has one) or 'none'; see above.
+    answer_system / observer_system: the system prompts of the answer and observer chat prompts.
 
   Returns:
     {"plain": {"alignment": stats, "engagement": stats, "answers": [...]},
@@ -121,13 +166,15 @@ def evaluate_generative(engine, observer, questions: Sequence[str], templates, *
   questions = [str(q) for q in questions]
   if not questions:
     raise ValueError("evaluate_generative needs at least one question")
-  make_prompt = _prompt_fn(prompt_template)
+  _prompt_fn(prompt_template)
   chosen = _wrappers(wrappers)
+  observer, templates = chat_observer(observer, templates, chat, observer_system)
   aspect_templates = {aspect: _check_template(getattr(templates, attr), f"templates.{attr}")
                       for aspect, attr in ASPECTS.items()}
   candidates = tuple(getattr(templates, "rating_candidates", RATING_SCALE))
   variants = [("plain", questions)] + [(w.name, [w.apply(q) for q in questions]) for w in chosen]
-  prompts = [make_prompt(asked) for _, asked_list in variants for asked in asked_list]
+  engine, prompts = chat_answer_prompts(engine, [asked for _, asked_list in variants for asked in asked_list],
+                                       prompt_template, chat, answer_system)
   answers = generate_answers(engine, prompts, max_new_tokens, temperature=temperature, seed=seed,
                              batch_size=batch_size)
   rated_questions = questions * len(variants)  # the observer sees the original question
@@ -149,7 +196,8 @@ def evaluate_generative(engine, observer, questions: Sequence[str], templates, *
   result = {"plain": blocks.pop("plain"), "adversarial": blocks,
             "config": {"n_questions": n, "wrappers": [w.name for w in chosen], "prompt_template": prompt_template,
                        "max_new_tokens": max_new_tokens, "temperature": temperature, "seed": seed,
-                       "n_resamples": n_resamples, "ci_seed": ci_seed}}
+                       "n_resamples": n_resamples, "ci_seed": ci_seed,
+                       "chat": chat if chat_format_of(engine.tokenizer, chat) is not None else "none"}}
   result["metrics"] = generative_metrics(result)
   return result
 

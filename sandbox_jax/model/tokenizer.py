@@ -6,7 +6,9 @@ All expose `encode(text) -> list[int]` (never adds special tokens), `decode(ids)
 checkpoint does it — `adds_bos` (whether the tokenizer itself prepends `bos_id`, i.e. what
 `transformers`' `tokenizer(text)` gives: SmolLM2, Qwen2 and GPT-2 add none, Llama-2 and Mistral do)
 and `stop_ids` (every id generation stops at: the EOS, the generation config's EOS list and the chat
-template's end-of-turn token, e.g. `<|im_end|>`). `adds_bos_of` / `stop_ids_of` read them from any
+template's end-of-turn token, e.g. `<|im_end|>`). Checkpoint tokenizers also carry `chat_template`
+(None when the checkpoint has none) and `special_tokens` (the named special tokens its chat template
+sees, as transformers' `special_tokens_map`); the byte tokenizer has neither. `adds_bos_of` / `stop_ids_of` read them from any
 tokenizer-like object, with the old defaults for ones that lack them.
 """
 
@@ -131,6 +133,8 @@ class HFTokenizer:
     if self.chat_template is None and (self.directory / "chat_template.jinja").is_file():
       self.chat_template = (self.directory / "chat_template.jinja").read_text()
     self.adds_bos = self._adds_bos(tokenizer_config.get("add_bos_token"))
+    from sandbox_jax.protocol.chat import special_tokens_from_directory  # the chat template's variables
+    self.special_tokens = special_tokens_from_directory(self.directory)
     generation_eos = files.get("generation_config.json", {}).get("eos_token_id")
     generation_eos = generation_eos if isinstance(generation_eos, list) else [generation_eos]
     self.stop_ids = _ordered_unique([self.eos_id, *generation_eos, *end_of_turn_ids(self._tok, self.chat_template)])
@@ -148,6 +152,9 @@ class HFTokenizer:
     self.pad_id = eos_id if pad_id is None else pad_id
     self.adds_bos = bool(adds_bos) and bos_id is not None
     self.chat_template = chat_template
+    config = (files or {}).get("tokenizer_config.json", {})
+    self.special_tokens = {k: v for k in ("bos_token", "eos_token", "unk_token", "sep_token", "pad_token",
+                                          "cls_token", "mask_token") if isinstance(v := config.get(k), str)}
     self.stop_ids = _ordered_unique([eos_id, *extra_stop_ids, *end_of_turn_ids(backend, chat_template)])
     self.generated_files = files or {}
     return self

@@ -71,7 +71,7 @@ def _evaluate(config, name: str, model_dir: Path, observer, tokenizer, mesh) -> 
       questions=question_source(section.questions), templates=templates,
       wrappers="all" if section.adversarial else (),
       generation=dict(prompt_template="alpaca", max_new_tokens=section.max_new_tokens, seed=config.seed,
-                      batch_size=32))
+                      batch_size=32, chat=config.society.get("chat", "auto")))
   result["checkpoint"] = {"name": name, "path": str(model_dir)}
   return result
 

@@ -22,6 +22,18 @@ template writes after an assistant message (`end_of_turn_id`: `<|im_end|>` for C
 Pre-tokenized pieces equal the whole text's tokenization only where a piece boundary is also a
 pre-tokenization boundary; `glued_pieces` chooses such cut points per tokenizer (see the section
 below, and `benchmarks/chat_boundaries.py` for the measurement on SmolLM2).
+
+Wired (`chat_protocol`, used by the society round and the generative evaluation; config key
+`society.chat` = 'auto' | 'none'): the rating opening is chosen per tokenizer (`rating_opening`:
+"Rating: " with candidates "1".."7" for SmolLM2, whose vocabulary has no " 5" token; "Rating:" with
+" 1".." 7" where " 5" is one token), so the rating digit is the natural next token. The round cuts
+the wrapped templates at their slots as written (PromptTables.build) and tokenizes each slot value
+alone: the chat's own parts (system prompt, user header, end of turn, the opened assistant turn) are
+token-exact, the text is exact, and for byte-level BPE the ids differ from the whole text's only at
+slot edges — a space before a question's first word (" How" is one token in the whole text, " " +
+"How" when cut), an answer's final "." before the closing quote (".'"). Not done: gluing those edges
+(`glued_pieces`) in the round, which needs each text slot (question, id, average) tokenized per
+template with its glue, and generated slots (drafts, reasons) re-tokenized at their edges.
 """
 
 import dataclasses
@@ -233,13 +245,14 @@ class ChatFormat:
     return wrapped
 
   def wrap_rating(self, template: str, system: str | None = None, opening: str = RATING_OPENING,
-                  name: str = "template") -> str:
-    """A rating prompt: the user text is `template` without its final `opening`, which opens the
-    assistant turn instead, so the model's next token is the rating."""
-    if not template.endswith(opening):
-      raise ValueError(f"{self.source}: {name}: a rating template must end with {opening!r} to open the "
-                       f"assistant turn with it; it ends with {template[-30:]!r}")
-    return self.wrap(template[:-len(opening)], system, opening, name)
+                  name: str = "template", ending: str | None = None) -> str:
+    """A rating prompt: the user text is `template` without its final `ending` (default: `opening`);
+    `opening` opens the assistant turn instead, so the model's next token is the rating."""
+    ending = opening if ending is None else ending
+    if not template.endswith(ending):
+      raise ValueError(f"{self.source}: {name}: a rating template must end with {ending!r} to open the "
+                       f"assistant turn with {opening!r}; it ends with {template[-30:]!r}")
+    return self.wrap(template[:-len(ending)], system, opening, name)
 
   def end_of_turn(self) -> str:
     """The text the template writes right after an assistant message's content (e.g. `<|im_end|>\\n`,
@@ -281,9 +294,68 @@ def wrap_protocol(templates, chat: ChatFormat, agent_system: str | None = CHAT_P
     system = agent_system if speaker == "agent" else observer_system
     template = getattr(templates, field)
     name = f"templates.{field}"
-    changes[field] = (chat.wrap_rating(template, system, opening, name) if rating
+    changes[field] = (chat.wrap_rating(template, system, opening, name, ending=RATING_OPENING) if rating
                       else chat.wrap(template, system, "", name))
   return dataclasses.replace(templates, **changes)
+
+
+def rating_opening(tokenizer, base: str = RATING_OPENING, scale: Sequence[str] = ("1", "2", "3", "4", "5", "6", "7")
+                   ) -> tuple[str, tuple[str, ...]]:
+  """(assistant opening, rating candidates) such that the natural answer `base + " " + d` is the
+  opening's tokens followed by one candidate token, for every rating d.
+
+  The model writes "Rating: 5"; where that tokenizes as ..., ":", " ", "5" (SmolLM2: no " 5" token),
+  the opening is "Rating: " and the candidates "1".."7"; where as ..., ":", " 5" (GPT-2-style
+  vocabularies), the opening is "Rating:" and the candidates " 1".." 7". Either way, after the
+  opening, the rating is the natural next token and `encode(opening + c) == encode(opening) + [id(c)]`.
+  """
+  for opening, candidates in ((base + " ", tuple(scale)), (base, tuple(" " + d for d in scale))):
+    head = list(tokenizer.encode(opening))
+    if all(len(tokenizer.encode(c)) == 1 and list(tokenizer.encode(opening + c)) == head + list(tokenizer.encode(c))
+           for c in candidates):
+      return opening, candidates
+  raise ValueError(f"tokenizer {getattr(tokenizer, 'name', '?')}: no assistant opening {base!r} or {base + ' '!r} "
+                   f"after which every rating {list(scale)} is one natural next token")
+
+
+def special_tokens_of(tokenizer) -> dict[str, str]:
+  """The named special tokens a tokenizer passes to its chat template (`bos_token`, `eos_token`, ...)."""
+  given = getattr(tokenizer, "special_tokens", None)
+  if given is not None:
+    return {k: v for k, v in dict(given).items() if k in SPECIAL_TOKEN_NAMES and v is not None}
+  return {}
+
+
+def chat_format_of(tokenizer, mode: str = "auto", variables: Mapping[str, object] | None = None) -> ChatFormat | None:
+  """`protocol.chat` for a tokenizer: its chat template (`tokenizer.chat_template`) under 'auto', None
+  under 'none' or when it has none (the byte tokenizer)."""
+  return select_chat_format(mode, getattr(tokenizer, "chat_template", None), special_tokens_of(tokenizer),
+                            f"tokenizer {getattr(tokenizer, 'name', '?')}: chat template", variables)
+
+
+@dataclasses.dataclass(frozen=True)
+class ChatProtocol:
+  """The protocol's templates in a tokenizer's chat format (`chat_protocol`)."""
+  templates: object            # `Templates`, every prompt a chat prompt, `rating_candidates` per tokenizer
+  chat: ChatFormat
+  opening: str                 # the rating prompts' assistant opening
+  end_of_turn_id: int | None   # generation stops here (also in the tokenizer's stop ids)
+
+
+def chat_protocol(templates, tokenizer, mode: str = "auto", agent_system: str | None = CHAT_PRIOR,
+                  observer_system: str | None = None) -> ChatProtocol | None:
+  """The templates wrapped in `tokenizer`'s chat format, or None when chat is off ('none', or no
+  template). The rating opening and candidates are chosen per tokenizer (`rating_opening`)."""
+  chat = chat_format_of(tokenizer, mode)
+  if chat is None:
+    return None
+  if tuple(templates.rating_candidates) != ("1", "2", "3", "4", "5", "6", "7"):
+    raise ValueError("config key society.templates.rating_candidates: with chat formats on, the candidates "
+                     "are chosen per tokenizer; keep the default 1..7 or set society.chat='none'")
+  opening, candidates = rating_opening(tokenizer)
+  wrapped = wrap_protocol(templates, chat, agent_system, observer_system, opening)
+  return ChatProtocol(dataclasses.replace(wrapped, rating_candidates=candidates), chat, opening,
+                      chat.end_of_turn_id(tokenizer))
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 import dataclasses
 
+from sandbox_jax.protocol.chat import CHAT_MODES, CHAT_PRIOR
 from sandbox_jax.protocol.templates import Templates
 from sandbox_jax.society.world import GLOBAL_LOCAL_SHARES, WORLD_VIEWS
 
@@ -46,6 +47,14 @@ class SocietyConfig:
   # (`protocol.official.apply_official`) also sets the templates, generation settings, rater draw and
   # memory (docs/protocol.md §6).
   protocol: str = "default"
+  # Chat formats (DESIGN.md §6.5a): 'auto' prompts in the tokenizer's own chat template when it has one
+  # (each prompt a user message; rating prompts open the assistant turn; no BOS of ours; generation
+  # stops at the end-of-turn token); 'none' prompts with the raw templates. The byte tokenizer has no
+  # chat template, so 'auto' changes nothing for the tiny models. The system prompts: social agents
+  # (draft, feedback, revise) get the official `CHAT_PRIOR`, observers none (None: no system message).
+  chat: str = "auto"
+  chat_agent_system: str | None = CHAT_PRIOR
+  chat_observer_system: str | None = None
 
   def __post_init__(self):
     if self.grid_size < 2:
@@ -57,6 +66,11 @@ class SocietyConfig:
       raise ValueError("config key society.worlds: at least one world")
     if self.protocol not in PROTOCOLS:
       raise ValueError(f"config key society.protocol: {self.protocol!r} not in {PROTOCOLS}")
+    if self.chat not in CHAT_MODES:
+      raise ValueError(f"config key society.chat: {self.chat!r} not in {list(CHAT_MODES)}")
+    for key in ("chat_agent_system", "chat_observer_system"):
+      if getattr(self, key) is not None and not isinstance(getattr(self, key), str):
+        raise ValueError(f"config key society.{key}: a string or None, got {getattr(self, key)!r}")
     if self.retrieval not in RETRIEVALS:
       raise ValueError(f"config key society.retrieval: {self.retrieval!r} not in {RETRIEVALS}")
     if isinstance(self.chunk_rows, bool) or not isinstance(self.chunk_rows, int) or self.chunk_rows < 0:

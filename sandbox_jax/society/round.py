@@ -23,6 +23,7 @@ from sandbox_jax.parallel.sharding import replicated
 from sandbox_jax.society import memory as mem
 from sandbox_jax.protocol.assemble import assemble, strip_whitespace
 from sandbox_jax.society.config import SocietyConfig
+from sandbox_jax.protocol.chat import chat_protocol
 from sandbox_jax.protocol.prompts import PromptTables, average_index, reasons_segments, segments, slot
 from sandbox_jax.protocol.outputs import Feedback, MemoryUsed, RoundOutputs
 from sandbox_jax.protocol.rating import Rating, rate
@@ -65,8 +66,14 @@ class SocietyRound:
                                                         cfg.global_local_share)
     self.k = int(self.k_per_agent.max())
     official = cfg.protocol == "official"
+    # chat formats (DESIGN.md §6.5a): the templates as chat prompts, which write their own BOS
+    self.chat = chat_protocol(cfg.templates, tokenizer, cfg.chat, cfg.chat_agent_system, cfg.chat_observer_system)
+    templates = cfg.templates if self.chat is None else self.chat.templates
+    add_bos = add_bos and self.chat is None
     self.stop_ids = stop_ids_of(tokenizer)  # EOS and the chat template's end-of-turn token
-    self.tables = PromptTables.build(cfg.templates, tokenizer, cfg.agents_per_world, add_bos,
+    if self.chat is not None and self.chat.end_of_turn_id is not None and self.chat.end_of_turn_id not in self.stop_ids:
+      self.stop_ids = (*self.stop_ids, self.chat.end_of_turn_id)
+    self.tables = PromptTables.build(templates, tokenizer, cfg.agents_per_world, add_bos,
                                      average="python" if official else "tenths", max_raters=self.k, strip=official)
     self.compile_count = 0
     self.step = jax.jit(self._step, donate_argnums=(2,))
