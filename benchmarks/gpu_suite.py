@@ -173,7 +173,7 @@ def train_row(name: str, cfg: ModelConfig, groups: int, length: int, ceilings: d
   graphdef, params, rest = split_model(create_model(cfg.replace(**MIXED), seed=0))
   optimizer = make_optimizer(train_cfg)
   shardings = state_shardings(params, optimizer, None)
-  holder = {"state": init_train_state(params, optimizer, 0, shardings)}
+  holder = {"state": init_train_state(params, optimizer, shardings)}
   del params
   step = make_train_step(train_cfg, graphdef, rest, optimizer, shardings)
   batch_A = jax.device_put(split_microbatches(full_row_batch(cfg, groups, length), 1), shardings.step)

@@ -90,7 +90,7 @@ def ours_step(model, batch: GroupBatch, mesh=None, cfg: TrainConfig = CFG):
   graphdef, params, rest = split_model(model)
   optimizer = make_optimizer(cfg)
   shardings = state_shardings(params, optimizer, mesh)
-  state = init_train_state(params, optimizer, 0, shardings)
+  state = init_train_state(params, optimizer, shardings)
   step = make_train_step(cfg, graphdef, rest, optimizer, shardings)
   batch_sharding = shardings.step if mesh is None else NamedSharding(mesh, PartitionSpec(None, "fsdp"))
   batch_A = jax.device_put(split_microbatches(batch, 1), batch_sharding)

@@ -37,7 +37,7 @@ def saved(tmp_path_factory):
   assert mesh.size == 8
   _, params, _ = split_model(micro_model(mesh))
   optimizer = make_optimizer(train_config())
-  state = init_train_state(params, optimizer, 0, state_shardings(params, optimizer, mesh))
+  state = init_train_state(params, optimizer, state_shardings(params, optimizer, mesh))
   rng = np.random.default_rng(0)
   state = jax.tree.map(lambda x: jax.device_put(rng.normal(size=x.shape).astype(x.dtype), x.sharding)
                        if jax.numpy.issubdtype(x.dtype, jax.numpy.floating) else x, state)

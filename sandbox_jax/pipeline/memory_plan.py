@@ -203,7 +203,7 @@ def plan_train_step(config, mesh: Mesh, groups_per_batch: int | None = None) -> 
   lr = _abstract((), jnp.float32, mesh)
   compiled = make_train_step(cfg, graphdef, rest, optimizer, shardings).lower(state, batch, ref, lr).compile()
   return _plan("train step", cfg.groups_per_batch, compiled, device_bytes(state.params),
-               device_bytes((state.opt_state, state.step, state.rng)), device_bytes((batch, ref, lr)))
+               device_bytes((state.opt_state, state.step)), device_bytes((batch, ref, lr)))
 
 
 def _kv_cache_bytes(model_cfg: ModelConfig, mesh: Mesh, rules, calls: list[tuple[int, int]]) -> int:

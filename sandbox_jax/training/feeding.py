@@ -12,10 +12,10 @@ from collections.abc import Sequence
 
 import jax
 import numpy as np
-from jax.sharding import Mesh, NamedSharding, PartitionSpec
+from jax.sharding import Mesh, NamedSharding
 
 from sandbox_jax.data import GroupBatch, GroupBatchIterator
-from sandbox_jax.parallel.rules import logical_to_spec
+from sandbox_jax.parallel.sharding import batch_sharding
 from sandbox_jax.training.config import TrainConfig
 from sandbox_jax.training.dataset import Stage
 from sandbox_jax.training.reference import batch_reference
@@ -43,14 +43,14 @@ class BatchFeeder:
     if mesh is None:
       return jax.sharding.SingleDeviceSharding(jax.devices()[0])
     micro = self.cfg.groups_per_batch // self.cfg.accum_steps
-    spec = logical_to_spec((None, "batch"), rules, mesh, (self.cfg.accum_steps, micro))
-    if spec[1] is None and logical_to_spec((None, "batch"), rules, mesh)[1] is not None:
+    sharding = batch_sharding(mesh, rules, (self.cfg.accum_steps, micro), batch_dim=1)
+    if sharding.spec[1] is None and batch_sharding(mesh, rules, batch_dim=1).spec[1] is not None:
       if jax.process_count() > 1:
         raise ValueError(f"config key train.groups_per_batch: micro-batches of {micro} groups do not divide "
                          f"over the mesh's batch axes {dict(mesh.shape)}")
       logging.warning("micro-batches of %d groups do not divide over the mesh's batch axes %s; the batch is "
                       "replicated instead of sharded", micro, dict(mesh.shape))
-    return NamedSharding(mesh, PartitionSpec(*spec))
+    return sharding
 
   def stage_index(self, step: int) -> int:
     """The stage that global step `step` (0-based) trains."""

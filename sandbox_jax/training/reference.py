@@ -22,10 +22,10 @@ from pathlib import Path
 
 import jax
 import numpy as np
-from jax.sharding import Mesh, NamedSharding, PartitionSpec
+from jax.sharding import Mesh
 
 from sandbox_jax.data import Group, GroupBatchIterator, atomic_write_text, make_group_batch, select_responses
-from sandbox_jax.parallel.rules import logical_to_spec
+from sandbox_jax.parallel.sharding import batch_sharding, replicated
 from sandbox_jax.training.step import response_logprobs
 
 REFERENCE_FILE = "dpo_reference.json"
@@ -46,8 +46,7 @@ def data_fingerprint(groups: Sequence[Group], tokenizer, max_len: int, append_eo
 def _put(x: np.ndarray, mesh: Mesh | None, rules):
   if mesh is None:
     return x
-  spec = logical_to_spec(("batch",) + (None,) * (x.ndim - 1), rules, mesh, x.shape)
-  return jax.make_array_from_callback(x.shape, NamedSharding(mesh, spec), lambda index: x[index])
+  return jax.make_array_from_callback(x.shape, batch_sharding(mesh, rules, x.shape), lambda index: x[index])
 
 
 def compute_reference(model, tokenizer, groups: Sequence[Group], max_len: int, *, mesh: Mesh | None = None,
@@ -56,7 +55,7 @@ def compute_reference(model, tokenizer, groups: Sequence[Group], max_len: int, *
   unique = list({group_key(g): g for g in groups}.items())
   singles = [(key, i, Group(g.query, (r,), (s,), ("",))) for key, g in unique
              for i, (r, s) in enumerate(zip(g.responses, g.scores))]
-  out_sharding = None if mesh is None else NamedSharding(mesh, PartitionSpec())
+  out_sharding = None if mesh is None else replicated(mesh)
   score = jax.jit(lambda m, b: response_logprobs(m, b)[0][:, 0], out_shardings=out_sharding)
   table = {key: [0.0] * len(g.responses) for key, g in unique}
   for start in range(0, len(singles), rows):

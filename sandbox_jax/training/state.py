@@ -25,7 +25,6 @@ class TrainState:
   params: nnx.State
   opt_state: optax.OptState
   step: jax.Array   # int32 scalar: optimizer updates done
-  rng: jax.Array    # uint32[2]
 
 
 def split_model(model) -> tuple[nnx.GraphDef, nnx.State, nnx.State]:
@@ -42,29 +41,25 @@ def state_shardings(params: nnx.State, optimizer: optax.GradientTransformation, 
   if mesh is None:
     device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
     return jax.tree.map(lambda _: device, jax.eval_shape(
-        lambda p: TrainState(p, optimizer.init(p), jnp.zeros((), jnp.int32), jax.random.PRNGKey(0)), params))
+        lambda p: TrainState(p, optimizer.init(p), jnp.zeros((), jnp.int32)), params))
   replicated = NamedSharding(mesh, PartitionSpec())
   param_shardings = jax.tree.map(lambda x: x.sharding, params)
   abstract_opt = jax.eval_shape(optimizer.init, params)
   opt_shardings = optax.tree_map_params(optimizer, lambda _, s: s, abstract_opt, param_shardings,
                                         transform_non_params=lambda _: replicated)
-  return TrainState(param_shardings, opt_shardings, replicated, replicated)
+  return TrainState(param_shardings, opt_shardings, replicated)
 
 
-def init_train_state(params: nnx.State, optimizer: optax.GradientTransformation, seed: int,
-                     shardings) -> TrainState:
-  """A fresh state: a copy of the parameters, zero moments created in their shards, step 0, RNG
-  from `seed`."""
+def init_train_state(params: nnx.State, optimizer: optax.GradientTransformation, shardings) -> TrainState:
+  """A fresh state: a copy of the parameters, zero moments created in their shards, step 0."""
 
   def init(params):
-    return TrainState(params, optimizer.init(params), jnp.zeros((), jnp.int32),
-                      jax.random.PRNGKey(seed))
+    return TrainState(params, optimizer.init(params), jnp.zeros((), jnp.int32))
 
   return jax.jit(init, out_shardings=shardings)(params)
 
 
 def abstract_train_state(params: nnx.State, optimizer: optax.GradientTransformation, shardings):
   """The TrainState's shapes, dtypes and shardings (the restore target), allocating nothing."""
-  abstract = jax.eval_shape(lambda p: TrainState(p, optimizer.init(p), jnp.zeros((), jnp.int32),
-                                                 jax.random.PRNGKey(0)), params)
+  abstract = jax.eval_shape(lambda p: TrainState(p, optimizer.init(p), jnp.zeros((), jnp.int32)), params)
   return jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s), abstract, shardings)

@@ -125,8 +125,7 @@ def make_train_step(cfg: TrainConfig, graphdef, rest, optimizer: optax.GradientT
     loss, metrics, grads = loss_and_grads(state.params, batch_A, ref_A)
     direction, opt_state = optimizer.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, jax.tree.map(lambda d: -lr * d, direction))
-    rng, _ = jax.random.split(state.rng)
     metrics = dict(metrics, loss=loss, grad_norm=optax.tree.norm(grads))
-    return TrainState(params, opt_state, state.step + 1, rng), metrics
+    return TrainState(params, opt_state, state.step + 1), metrics
 
   return jax.jit(step, donate_argnums=(0,), out_shardings=(shardings, None))

@@ -148,7 +148,7 @@ def train(config, model, tokenizer, data: Sequence[Group] | Mapping[str, Sequenc
         workdir / REFERENCE_FILE, latest is None, model, tokenizer, [g for s in stages for g in s.groups],
         cfg.max_len, mesh=mesh, rows=cfg.groups_per_batch * cfg.max_responses, append_eos=cfg.append_eos)
   if state is None:
-    state = init_train_state(params, optimizer, cfg.seed, shardings)
+    state = init_train_state(params, optimizer, shardings)
 
   writer = MetricWriter(workdir, step)
   end = total if stop_after is None else min(total, stop_after)
