@@ -43,6 +43,8 @@ import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from sandbox_jax.data.schemas import RATING_SCALE
+
 # The official code's system prompt for chat models (stable_alignment/sandbox/utils.py, `CHAT_PRIOR`,
 # `"""...""".strip()`); `call_gpt` sends it to social agents and no system prompt to the observer.
 CHAT_PRIOR = (
@@ -299,7 +301,7 @@ def wrap_protocol(templates, chat: ChatFormat, agent_system: str | None = CHAT_P
   return dataclasses.replace(templates, **changes)
 
 
-def rating_opening(tokenizer, base: str = RATING_OPENING, scale: Sequence[str] = ("1", "2", "3", "4", "5", "6", "7")
+def rating_opening(tokenizer, base: str = RATING_OPENING, scale: Sequence[str] = RATING_SCALE
                    ) -> tuple[str, tuple[str, ...]]:
   """(assistant opening, rating candidates) such that the natural answer `base + " " + d` is the
   opening's tokens followed by one candidate token, for every rating d.
@@ -349,7 +351,7 @@ def chat_protocol(templates, tokenizer, mode: str = "auto", agent_system: str | 
   chat = chat_format_of(tokenizer, mode)
   if chat is None:
     return None
-  if tuple(templates.rating_candidates) != ("1", "2", "3", "4", "5", "6", "7"):
+  if tuple(templates.rating_candidates) != RATING_SCALE:
     raise ValueError("config key society.templates.rating_candidates: with chat formats on, the candidates "
                      "are chosen per tokenizer; keep the default 1..7 or set society.chat='none'")
   opening, candidates = rating_opening(tokenizer)

@@ -24,6 +24,8 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
+from sandbox_jax.data.schemas import DEFAULT_SCALE
+
 LOSSES = ("stable_alignment", "sft", "dpo", "rrhf")
 STAGE_NAMES = ("imitation", "self_critic", "realignment")
 SCHEDULES = ("staged", "mixed")
@@ -39,7 +41,7 @@ class TrainConfig:
   loss: str = "stable_alignment"      # one of LOSSES
   margin: float = 1.0                 # M
   ratio: float = 0.2                  # λ
-  scale: float = 7.0                  # S, the rating scale (scores must lie in [1, S])
+  scale: float = float(DEFAULT_SCALE)  # S, the rating scale (scores must lie in [1, S])
   aggregation: str = "mean"           # 'mean' or 'max' (official max_flow) over worse responses
   per_pair_hinge: bool = False        # Σ_i max(0, d_i) instead of max(0, AGG_i d_i)
   dpo_beta: float = 0.1

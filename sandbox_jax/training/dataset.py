@@ -15,6 +15,7 @@ from pathlib import Path
 
 from sandbox_jax.data import (DataFormatError, Group, group_records, mix_stages, read_records,
                               read_sandbox_v1)
+from sandbox_jax.data.schemas import DEFAULT_SCALE
 from sandbox_jax.training.config import STAGE_NAMES, TrainConfig
 
 RECORDS_FILE = "records.jsonl"
@@ -28,7 +29,7 @@ class Stage:
   steps: int
 
 
-def load_groups(path: str | Path, scale: float = 7.0) -> list[Group]:
+def load_groups(path: str | Path, scale: float = float(DEFAULT_SCALE)) -> list[Group]:
   """Rated groups from a records directory or file (see module doc); an empty set is an error."""
   path = Path(path)
   if path.is_dir():

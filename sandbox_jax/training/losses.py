@@ -15,6 +15,8 @@ All functions are `jax.jit`-able (no Python branching on values) and return `(lo
 import jax
 import jax.numpy as jnp
 
+from sandbox_jax.data.schemas import DEFAULT_SCALE
+
 Metrics = dict[str, jax.Array]
 
 
@@ -73,7 +75,7 @@ def _group_mean(x_G, valid_G):
 
 def stable_alignment_loss(logp_sum_GxR, num_tokens_GxR, scores_GxR, response_mask_GxR,
                           group_mask_G, *, margin: float = 1.0, ratio: float = 0.2,
-                          scale: float = 7.0, aggregation: str = "mean",
+                          scale: float = float(DEFAULT_SCALE), aggregation: str = "mean",
                           per_pair_hinge: bool = False) -> tuple[jax.Array, Metrics]:
   """Stable Alignment, DESIGN §8, mean over valid groups.
 
