@@ -16,8 +16,8 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
-from sandbox_jax.model.tokenizer import stop_ids_of
 from sandbox_jax.inference.generate import Generation, generate_tokens
+from sandbox_jax.model.tokenizer import stop_ids_of
 from sandbox_jax.model.transformer import Transformer
 from sandbox_jax.parallel.sharding import replicated
 from sandbox_jax.society import memory as mem
