@@ -93,6 +93,21 @@ def test_resume_after_a_kill_within_a_round(society, reference, tmp_path, monkey
   assert _run(society, tmp_path, 2).read_text() == reference
 
 
+def test_full_disk_while_writing_the_transcript_keeps_the_previous_one(society, reference, tmp_path, monkeypatch):
+  """ENOSPC part-way through transcript.jsonl (tests.disk_full): the 1-round transcript stays whole, no
+  temporary file is left, the error names the file; once there is room, the rerun finishes the run."""
+  from tests.disk_full import fill_disk_on
+
+  one_round = _run(society, tmp_path, 1).read_text()
+  fill_disk_on(monkeypatch, "transcript.jsonl", room=1000)
+  with pytest.raises(OSError, match=f"{tmp_path / 'transcript.jsonl'}: not written.*No space left on device"):
+    _run(society, tmp_path, 2)
+  monkeypatch.undo()
+  assert (tmp_path / "transcript.jsonl").read_text() == one_round
+  assert not list(tmp_path.rglob("*.tmp"))
+  assert _run(society, tmp_path, 2).read_text() == reference
+
+
 def _rows(text):
   return [json.loads(line) for line in text.splitlines()]
 

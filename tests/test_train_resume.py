@@ -46,8 +46,14 @@ def test_resume_after_kill_is_bitwise(tmp_path):
     train(cfg, model, TOKENIZER, groups, run, mesh, eval_fn=_kill_at(7), progress=False)
   assert TrainCheckpoints(run / "checkpoints").latest_step() == 6   # saved at 3, 5 (stage end), 6
   assert [m["step"] for m in read_metrics(run)] == list(range(1, 8))
+  with open(run / "metrics.jsonl", "a") as f:   # a line torn by a full disk (MetricWriter)
+    f.write('{"step": 8, "stage": "reali')
   resumed = train(cfg, model, TOKENIZER, groups, run, mesh, progress=False)
   assert resumed.steps == 8
+  # killed after its final checkpoint, before the export: the rerun runs no step and still returns
+  # the last step's metrics (they travel in the checkpoint)
+  again = train(cfg, model, TOKENIZER, groups, run, mesh, progress=False)
+  assert again.steps == 8 and again.final_metrics == resumed.final_metrics and again.final_metrics["loss"] > 0
 
   want, got = _params(full.model), _params(resumed.model)
   assert want.keys() == got.keys()

@@ -5,7 +5,9 @@ training metrics, the society's rounds and transcript, stage markers, evaluation
 go to a temporary file in the destination's directory, are flushed and fsynced, then `os.replace`d
 over the destination, so a reader (or a resumed run) sees either the old file or the complete new
 one, never a torn file. The file gets the usual permissions (0o666 minus the umask), not mkstemp's
-private 0o600: outputs are shared.
+private 0o600: outputs are shared. A write that fails (a full disk: ENOSPC, a quota, a permission)
+removes the temporary file, leaves the previous file as it was, and raises an OSError of the same
+errno that names the destination and the reason.
 """
 
 import json
@@ -26,21 +28,41 @@ def _umask() -> int:
   return mask
 
 
+def write_all(fd: int, data: bytes) -> None:
+  """`os.write` until every byte is written (a write may be partial)."""
+  view = memoryview(data)
+  while view:
+    view = view[os.write(fd, view):]
+
+
+def write_error(path: PathLike, error: OSError, what: str) -> OSError:
+  """The OSError (same errno, so the same subclass) to raise when writing `path` failed with `error`."""
+  return OSError(error.errno, f"{path}: {what} ({error.strerror or error})")
+
+
 def atomic_write_bytes(path: PathLike, data: bytes) -> None:
-  """Writes `data` to `path` atomically (temp file beside it, fsync, rename); creates the parent."""
+  """Writes `data` to `path` atomically (temp file beside it, fsync, rename); creates the parent.
+
+  On failure the temporary file is removed, `path` keeps its previous content (or stays absent),
+  and the OSError raised names `path` and the reason (`write_error`).
+  """
   path = pathlib.Path(path)
-  path.parent.mkdir(parents=True, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+  tmp = None
   try:
-    os.fchmod(fd, 0o666 & ~_umask())
-    with os.fdopen(fd, "wb") as f:
-      f.write(data)
-      f.flush()
-      os.fsync(f.fileno())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+      os.fchmod(fd, 0o666 & ~_umask())
+      write_all(fd, data)
+      os.fsync(fd)
+    finally:
+      os.close(fd)
     os.replace(tmp, path)
-  except BaseException:
-    if os.path.exists(tmp):
+  except BaseException as e:
+    if tmp is not None and os.path.exists(tmp):
       os.unlink(tmp)
+    if isinstance(e, OSError):
+      raise write_error(path, e, "not written; the previous file, if any, is unchanged") from e
     raise
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from sandbox_jax.data.jsonl import atomic_write_text
 from sandbox_jax.data.seed_corpus import load_seed_corpus
 from sandbox_jax.inference import InferenceEngine
+from sandbox_jax.kill_points import kill_point
 from sandbox_jax.model import load_hf_checkpoint, load_tokenizer
 from sandbox_jax.model.loading import load_model
 from sandbox_jax.parallel.distributed import is_primary, sync
@@ -165,6 +166,7 @@ def _compare(workdir: Path, results: dict, transcript: Path) -> Path:
     # the society ran with the starting model; its curves belong to that row
     entries.append({"name": label, "metrics": metrics, "society": society if label == "start" else None})
   paths = compare(entries, workdir / "report", title="sandbox_jax: start vs Stable-Alignment-trained")
+  kill_point("report.compared")   # the tables, plots and report.html are written, the viewer is not
   viewer = write_viewer(transcript, workdir / "report" / "society.html")
   print(paths["summary"], end="")
   _log(f"full table: {paths['markdown']} (also .csv, .json)")

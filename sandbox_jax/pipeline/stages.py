@@ -12,6 +12,7 @@ import jax
 import numpy as np
 
 from sandbox_jax.data.jsonl import atomic_write_text
+from sandbox_jax.kill_points import kill_point
 from sandbox_jax.parallel.distributed import is_primary, sync
 
 
@@ -25,6 +26,7 @@ def is_done(workdir, name: str) -> bool:
 
 
 def mark_done(workdir, name: str, summary: dict, seconds: float):
+  kill_point(f"stage.{name}.before_done")   # the stage's outputs are written, its DONE.json is not
   if is_primary():
     atomic_write_text(Path(workdir) / name / "DONE.json",
                       json.dumps({"stage": name, "seconds": round(seconds, 2), **summary}, indent=2))

@@ -22,6 +22,7 @@ import orbax.checkpoint as ocp
 from tqdm import tqdm
 
 from sandbox_jax.data.jsonl import atomic_write_text
+from sandbox_jax.kill_points import kill_point
 from sandbox_jax.parallel.distributed import is_primary, replicate, sync, to_host
 from sandbox_jax.society.config import SocietyConfig
 from sandbox_jax.protocol.assemble import pad_token_rows
@@ -105,9 +106,11 @@ class SocietyRunner:
         rows = [row.to_dict() for row in transcript_rows(outputs, texts, self.cfg, self.tokenizer, *self.names)]
         atomic_write_text(self.workdir / "rounds" / f"round_{r:05d}.jsonl", "".join(json.dumps(x) + "\n" for x in rows))
         atomic_write_text(self.workdir / "rounds" / f"metrics_{r:05d}.json", json.dumps(round_metrics(rows)))
+      kill_point("society.round_written")
       leaves = jax.tree.leaves(state)
       self.checkpoints.save(r + 1, args=ocp.args.StandardSave({str(i): x for i, x in enumerate(leaves)}))
       self.checkpoints.wait_until_finished()
+      kill_point("society.round_saved")
     return self._collect(num_rounds)
 
   def _collect(self, num_rounds: int) -> Path:

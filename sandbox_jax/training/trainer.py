@@ -10,7 +10,8 @@
 `dpo_reference.json`. If `checkpoints/` has a checkpoint the run continues from it: parameters,
 optimizer state, RNG, step and every stage iterator's position come back, so on CPU the resumed run
 is bitwise the run that was never stopped. Checkpoints are written every `checkpoint_every` steps,
-at the end of every stage and at the end.
+at the end of every stage and at the end; each also holds its step's metrics, which a run resumed
+from its final checkpoint (killed before the export) returns as its final metrics.
 
 A non-finite loss or gradient stops the run with an error naming the step and stage; that step's
 state is never saved, so the latest checkpoint stays the last good state.
@@ -34,6 +35,7 @@ from jax.sharding import Mesh
 from tqdm import tqdm
 
 from sandbox_jax.data import Group
+from sandbox_jax.kill_points import kill_point
 from sandbox_jax.model import export_hf_checkpoint
 from sandbox_jax.training.checkpoint import CheckpointMismatchError, TrainCheckpoints
 from sandbox_jax.training.config import TrainConfig
@@ -137,12 +139,13 @@ def train(config, model, tokenizer, data: Sequence[Group] | Mapping[str, Sequenc
   checkpoints = TrainCheckpoints(workdir / "checkpoints", max_to_keep=cfg.keep_checkpoints)
   latest = checkpoints.latest_step()
   if latest is None:
-    state, step = None, 0
+    state, step, metrics = None, 0, {}
   else:
     state, meta = checkpoints.restore(latest, abstract_train_state(params, optimizer, shardings), model.cfg)
     _check_resume(checkpoints, latest, meta, stages)
     feeder.load_state_dict(meta["iterators"])
     step = int(meta["step"])
+    metrics = dict(meta.get("metrics") or {})   # the last step's, if no step is left to run
   if cfg.loss == "dpo":
     feeder.reference = load_or_compute_reference(
         workdir / REFERENCE_FILE, latest is None, model, tokenizer, [g for s in stages for g in s.groups],
@@ -153,7 +156,6 @@ def train(config, model, tokenizer, data: Sequence[Group] | Mapping[str, Sequenc
   writer = MetricWriter(workdir, step)
   end = total if stop_after is None else min(total, stop_after)
   bar = tqdm(total=total, initial=step, desc="train", disable=not progress or jax.process_index() != 0)
-  metrics = {}
   try:
     pending = feeder.next(step) if step < end else None
     while step < end:
@@ -174,12 +176,14 @@ def train(config, model, tokenizer, data: Sequence[Group] | Mapping[str, Sequenc
       step += 1
       metrics.update(lr=lr, seconds=time.perf_counter() - start)
       writer.write(step, stage, metrics)
+      kill_point("train.step")
       bar.update(1)
       bar.set_postfix(stage=stage, loss=f"{metrics['loss']:.4f}")
       if step % cfg.checkpoint_every == 0 or step in boundaries:
         meta = {"step": step, "stage_index": feeder.stage_index(step), "stage": stage, "iterators": positions,
-                "stages": _stage_summary(stages)}
+                "stages": _stage_summary(stages), "metrics": metrics}
         checkpoints.save(step, state, meta, model.cfg)
+        kill_point("train.checkpoint")
       if eval_fn is not None and cfg.eval_every and step % cfg.eval_every == 0:
         result = eval_fn(nnx.merge(graphdef, state.params, rest), step)
         if result:
