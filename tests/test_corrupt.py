@@ -7,7 +7,9 @@ never a hang (each example has a deadline).
 
 Readers: transcript files and the runner's round files, question files (text and JSONL), the
 benchmark task files (hhh_alignment task.json, TruthfulQA.csv, the five ETHICS CSVs, moral_stories
-JSONL, HH-RLHF JSONL.gz), config files (the command line's `--config`), safetensors checkpoints.
+JSONL, HH-RLHF JSONL.gz), config files (the command line's `--config`), safetensors checkpoints,
+record files (`records.jsonl`), `sandbox_v1.json`, GGUF checkpoints (header, metadata and tensors)
+and, with a few deterministic damages, orbax train checkpoints.
 """
 
 import gzip
@@ -50,6 +52,73 @@ def _read_safetensors(path):
     return {name: reader.get(name) for name in reader.weight_map}
 
 
+def _records_bytes() -> bytes:
+  from sandbox_jax.data.records import read_transcripts, rows_to_records
+
+  rows = read_transcripts(FIX / "society" / "transcript.jsonl")[:2]
+  return "".join(json.dumps(r.to_dict()) + "\n" for r in rows_to_records(rows)[:4]).encode()
+
+
+def _read_records(path):
+  from sandbox_jax.data.records import read_records
+
+  return read_records(path)
+
+
+def _sandbox_v1_bytes() -> bytes:
+  from sandbox_jax.data.records import group_records, read_transcripts, rows_to_records
+  from sandbox_jax.data.sandbox_v1 import to_sandbox_v1
+
+  rows = read_transcripts(FIX / "society" / "transcript.jsonl")[:2]
+  return json.dumps(to_sandbox_v1(group_records(rows_to_records(rows))[:2]), indent=2).encode()
+
+
+def _read_sandbox_v1(path):
+  from sandbox_jax.data.sandbox_v1 import read_sandbox_v1
+
+  return _quiet(read_sandbox_v1, path)
+
+
+def _gguf_bytes() -> bytes:
+  """A tiny llama GGUF (tokenizer metadata, F32 and F16 tensors) as llama.cpp lays it out."""
+  import tempfile
+
+  import gguf
+
+  rng = np.random.default_rng(0)
+  with tempfile.TemporaryDirectory() as tmp:
+    path = pathlib.Path(tmp) / "tiny.gguf"
+    writer = gguf.GGUFWriter(str(path), "llama")
+    writer.add_name("tiny")
+    for add, value in ((writer.add_block_count, 1), (writer.add_context_length, 16), (writer.add_embedding_length, 8),
+                       (writer.add_feed_forward_length, 16), (writer.add_head_count, 2), (writer.add_head_count_kv, 1),
+                       (writer.add_layer_norm_rms_eps, 1e-5), (writer.add_vocab_size, 6)):
+      add(value)
+    writer.add_tokenizer_model("gpt2")
+    writer.add_token_list(["<s>", "</s>", "a", "b", "c", "ab"])
+    writer.add_bos_token_id(0)
+    writer.add_eos_token_id(1)
+    writer.add_tensor("token_embd.weight", rng.standard_normal((6, 8)).astype(np.float32))
+    writer.add_tensor("output_norm.weight", np.ones(8, np.float32))
+    writer.add_tensor("blk.0.attn_q.weight", rng.standard_normal((8, 8)).astype(np.float16))
+    writer.add_tensor("blk.0.attn_k.weight", rng.standard_normal((4, 8)).astype(np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return path.read_bytes()
+
+
+def _read_gguf(path):
+  """What loading a GGUF checkpoint reads: its model config, special token ids and every tensor."""
+  from sandbox_jax.model.gguf import GGUFTensors, gguf_model_config, gguf_special_ids
+
+  cfg = gguf_model_config(str(path))
+  gguf_special_ids(str(path))
+  with GGUFTensors(str(path), cfg) as weights:
+    return {name: weights.get(name) for name in weights.tensors}
+
+
 def _read_config(path):
   from sandbox_jax.main import load_config
 
@@ -90,7 +159,12 @@ READERS = {
                 lambda p: _quiet(load_task, "hh_rlhf", p), "lines"),
     "config": ("config_file.py", lambda: (ROOT / "configs" / "tiny.py").read_bytes(), _read_config, None),
     "safetensors": ("model.safetensors", _safetensors_bytes, _read_safetensors, None),
+    "records": ("records.jsonl", _records_bytes, _read_records, "lines"),
+    "sandbox_v1": ("sandbox_v1.json", _sandbox_v1_bytes, _read_sandbox_v1, "document"),
+    "gguf": ("tiny.gguf", _gguf_bytes, _read_gguf, None),
 }
+# write_records([]) writes an empty records.jsonl (a selection may keep no record): it reads back as [].
+EMPTY_IS_VALID = ("records",)
 
 
 def check_reader(name: str, path: pathlib.Path):
@@ -120,7 +194,10 @@ def _write(tmp_path, name: str, data: bytes) -> pathlib.Path:
 def test_valid_file_reads_and_empty_file_is_a_clear_error(name, tmp_path):
   assert check_reader(name, _write(tmp_path, name, READERS[name][1]())) == "ok"
   message = check_reader(name, _write(tmp_path, name, b""))
-  assert message != "ok", f"{name}: an empty file must be an error, not an empty result"
+  if name in EMPTY_IS_VALID:
+    assert message == "ok" and not READERS[name][2](tmp_path / READERS[name][0])
+  else:
+    assert message != "ok", f"{name}: an empty file must be an error, not an empty result"
 
 
 @pytest.mark.parametrize("name", list(READERS))
@@ -242,6 +319,84 @@ def test_huge_numbers_are_not_overflows(tmp_path):
   assert ":1:" in check_reader("transcript", path)
 
 
+ORBAX_DAMAGES = ("truncated to half", "one bit flipped", "emptied", "removed")
+
+
+def orbax_damage_outcomes(tmp_root: pathlib.Path):
+  """Saves a small train checkpoint, then for each of its files orbax reads on restore (the meta
+  JSON, the state's metadata, OCDBT manifest and data files) and each of ORBAX_DAMAGES damages a
+  copy and restores it: yields (file, damage, "ok" or the clear error's message naming the
+  checkpoint directory). Meta JSON that parses but has the wrong layout is tried too."""
+  import dataclasses
+  import shutil
+
+  import jax
+
+  from sandbox_jax.training.checkpoint import TrainCheckpoints
+
+  @dataclasses.dataclass
+  class TinyConfig:
+    width: int = 3
+
+  state = {"params": {"w": np.arange(6, dtype=np.float32).reshape(2, 3)}, "step": np.int32(7)}
+  abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(np.shape(x), np.asarray(x).dtype), state)
+  pristine = tmp_root / "pristine"
+  saver = TrainCheckpoints(pristine)
+  saver.save(1, state, {"stage": 0}, TinyConfig())
+  saver.close()
+  files = sorted(p.relative_to(pristine / "1") for p in (pristine / "1").rglob("*") if p.is_file()
+                 and p.name not in ("commit_success.txt", "_CHECKPOINT_METADATA") and "ocdbt.process_" not in str(p))
+
+  def restore(label, damage, change):
+    directory = tmp_root / f"{len(seen)}"
+    shutil.copytree(pristine, directory)
+    change(directory / "1")
+    checkpoints = TrainCheckpoints(directory)
+    try:
+      restored, _ = checkpoints.restore(1, abstract, TinyConfig())
+      np.testing.assert_array_equal(restored["params"]["w"], state["params"]["w"])  # read means read right
+      outcome = "ok"
+    except (ValueError, FileNotFoundError) as e:
+      outcome = str(e)
+      assert not isinstance(e, LIBRARY_ERRORS), f"orbax {label} {damage}: a library's error leaked: {e!r}"
+      assert f"{directory / '1'}:" in outcome, f"orbax {label} {damage}: does not name the checkpoint: {e!r}"
+      assert len(outcome) < 2000, outcome
+      outcome = outcome.replace(str(directory) + "/", "")
+    finally:
+      checkpoints.close()
+    seen.append(1)
+    return label, damage, outcome
+
+  def damaged(rel, damage):
+    def change(step_dir):
+      path = step_dir / rel
+      data = bytearray(path.read_bytes())
+      if damage == "removed":
+        path.unlink()
+        return
+      if damage == "one bit flipped":
+        data[len(data) // 2] ^= 0x10
+      path.write_bytes(bytes(data[:len(data) // 2] if damage == "truncated to half" else
+                             b"" if damage == "emptied" else data))
+    return change
+
+  seen = []
+  for rel in files:
+    for damage in ORBAX_DAMAGES:
+      yield restore(str(rel).split("/d/")[0] + ("/d/<data file>" if "/d/" in str(rel) else ""), damage,
+                    damaged(rel, damage))
+  for text in ('[]', '{"model_config": {"width": 3}}', '{"model_config": [], "arrays": {}}'):
+    yield restore("meta/metadata", f"JSON {text}", lambda d, text=text: (d / "meta" / "metadata").write_text(text))
+
+
+def test_damaged_orbax_checkpoint_is_one_clear_error(tmp_path):
+  outcomes = list(orbax_damage_outcomes(tmp_path))
+  assert len(outcomes) >= 4 * len(ORBAX_DAMAGES) + 3
+  for label, damage, outcome in outcomes:  # every file orbax needs: damage is an error (or, for a
+    if damage != "one bit flipped":        # JSON bit flip, at worst a key mismatch), never silent
+      assert outcome != "ok", (label, damage)
+
+
 def census(tmp_root: pathlib.Path, samples: int = 200, seed: int = 0) -> list[dict]:
   """Outcome counts per reader and kind of damage (for the README's table): `python -m
   tests.test_corrupt` prints them. Kinds: every truncation point (up to `samples`, evenly spaced),
@@ -252,7 +407,7 @@ def census(tmp_root: pathlib.Path, samples: int = 200, seed: int = 0) -> list[di
   import re
 
   rng = random.Random(seed)
-  where = re.compile(r":\d+:|line \d+|row \d+|byte \d+|key |field |tensor |\[\d+\]")
+  where = re.compile(r":\d+:|line \d+|row \d+|byte \d+|item \d+|key |field |tensor |\[\d+\]")
   rows = []
   for name, (_, make, _, layout) in READERS.items():
     valid = make()
@@ -287,7 +442,18 @@ def census(tmp_root: pathlib.Path, samples: int = 200, seed: int = 0) -> list[di
           counts["error+where" if where.search(message.replace(str(directory), "")) else "error"] += 1
           example = example or message.replace(str(directory) + "/", "")
       rows.append({"reader": name, "damage": kind, "tried": len(files), **counts, "example": example[:110]})
-  return rows
+  counts = {}
+  for label, damage, outcome in orbax_damage_outcomes(tmp_root / "orbax"):
+    row = counts.setdefault(damage,
+                            {"reader": "orbax checkpoint", "damage": damage, "tried": 0, "read": 0,
+                             "error+where": 0, "error": 0, "example": ""})
+    row["tried"] += 1
+    if outcome == "ok":
+      row["read"] += 1
+    else:
+      row["error+where" if re.search(r"its (meta|state) item|key '", outcome) else "error"] += 1
+      row["example"] = row["example"] or outcome[:110]
+  return rows + list(counts.values())
 
 
 if __name__ == "__main__":

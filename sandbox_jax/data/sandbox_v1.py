@@ -135,6 +135,8 @@ def load_sandbox_v1(path: jsonl.PathLike, scale: float = DEFAULT_SCALE, infer_ty
   path = pathlib.Path(path)
   try:
     items = json.loads(path.read_text(encoding="utf-8"))
+  except UnicodeDecodeError as e:
+    raise DataFormatError(f"{path}: not valid UTF-8 (byte {e.start + 1} of the file)") from None
   except json.JSONDecodeError as e:
     raise DataFormatError(f"{path}:{e.lineno}: malformed JSON ({e.msg} at column {e.colno})"
                           ) from None

@@ -83,7 +83,7 @@ def _reader(path: str, mtime_ns: int, size: int):
   try:
     return gguf.GGUFReader(path)
   except Exception as e:
-    raise ValueError(f"{path}: not a readable GGUF file: {e}") from e
+    raise ValueError(f"{path}: not a valid GGUF file ({type(e).__name__}: {e})") from None
 
 
 def _value(reader, key: str, default=None):

@@ -8,7 +8,8 @@ One checkpoint (`<dir>/<step>/`) holds two items:
 
 Restoring first compares `meta` with the current model: a different architecture (model config
 key) or a different array (name, shape, dtype) is an error naming the checkpoint directory and the
-key, raised before any array is read. Arrays are then restored straight into the current state's
+key, raised before any array is read; a damaged checkpoint (files truncated, altered, missing) is
+one error naming the checkpoint directory and the item it could not read. Arrays are then restored straight into the current state's
 shardings. Orbax writes each checkpoint to a temporary directory and renames it when complete, so
 a killed run never leaves a half-written checkpoint behind; saving waits until the checkpoint is
 on disk (the next step donates the state's buffers).
@@ -54,6 +55,10 @@ class CheckpointMismatchError(ValueError):
   """The checkpoint was written for a different model or train state."""
 
 
+class CheckpointDamagedError(ValueError):
+  """A checkpoint's files are damaged (truncated, altered, missing)."""
+
+
 class TrainCheckpoints:
   def __init__(self, directory: str | Path, *, max_to_keep: int = 2):
     self.directory = Path(directory).absolute()
@@ -76,7 +81,21 @@ class TrainCheckpoints:
     self.manager.wait_until_finished()
 
   def read_meta(self, step: int) -> dict[str, Any]:
-    return self.manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
+    meta = self._read(step, "meta", ocp.args.JsonRestore())
+    bad = [k for k in ("model_config", "arrays") if not isinstance(meta, dict) or not isinstance(meta.get(k), dict)]
+    if bad:
+      raise CheckpointDamagedError(f"{self.path(step)}: damaged checkpoint: its meta item has no mapping {bad[0]!r}")
+    return meta
+
+  def _read(self, step: int, item: str, args):
+    """One item of a checkpoint; a damaged or unreadable one is one error naming the checkpoint."""
+    try:
+      return self.manager.restore(step, args=ocp.args.Composite(**{item: args}))[item]
+    except Exception as e:
+      detail = " ".join(str(e).split())
+      detail = detail if len(detail) <= 300 else detail[:300] + "..."
+      raise CheckpointDamagedError(f"{self.path(step)}: damaged checkpoint: cannot read its {item} item "
+                                   f"({type(e).__name__}: {detail})") from None
 
   def check(self, step: int, meta: dict[str, Any], abstract_state, model_cfg) -> None:
     """Raises CheckpointMismatchError naming the first differing model config key or array."""
@@ -109,7 +128,7 @@ class TrainCheckpoints:
     meta = self.read_meta(step)
     self.check(step, meta, abstract_state, model_cfg)
     flat, treedef = flatten_state(abstract_state)
-    restored = self.manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(flat)))["state"]
+    restored = self._read(step, "state", ocp.args.StandardRestore(flat))
     leaves = [restored[k] for k in flat]
     return jax.tree_util.tree_unflatten(treedef, leaves), meta
 
