@@ -1,4 +1,4 @@
-"""The main job: warm-up → observer calibration → simulate → records → train → evaluate → compare, on one config.
+"""The main job: warm-up → observer calibration → simulate → records → train → evaluate → compare.
 
 Each stage writes under `<workdir>/<stage>/` and a DONE.json last; rerunning the command skips
 finished stages and resumes an interrupted one from its own checkpoints (the society runner and
