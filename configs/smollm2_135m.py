@@ -13,6 +13,12 @@ package, dequantized to fp32 master weights on load (model/gguf.py); the tokeniz
 (no BOS is added: SmolLM2's tokenizer adds none) and its chat template come from the same file, and
 generation stops at `<|im_end|>`. The society here is small (a 4×4 world for 3 rounds); the main
 job's sizes are set elsewhere.
+
+The observer (society observer and evaluation judge) is a copy of the model calibrated on the seed
+corpus's train split in its chat-formatted alignment prompt (`observer`, pipeline/calibrate.py;
+benchmarks/calibrate.py measures its held-out pairwise accuracy against steps); the agents stay the
+original model. `observer.checkpoint` names another local HF/GGUF observer, `observer.calibrate=False`
+uses it as it is.
 """
 
 import importlib.util
@@ -45,10 +51,15 @@ def get_config(arg: str | None = None):
       max_responses=3, max_len=360, logits_chunk=120, schedule="staged",
       stage_steps=dict(imitation=20, self_critic=20, realignment=10))
   config.evaluate = dict(questions="seed:heldout", max_new_tokens=64, benchmarks={}, adversarial=True)
+  # benchmarks/calibrate.py: held-out pairwise 0.525 -> 0.81 (36 steps of 8) -> 0.92 (72), lr 1e-4, digit only
+  # (compact observer prompt); max_len: the reference observer prompt in the chat format is <= 275 tokens + digit
+  config.observer = dict(checkpoint="", calibrate=True, steps=72, lr=1e-4, groups_per_batch=8, max_len=288,
+                         answer_chars=300, reasons=False)
   if arg.runlocal:
     config.workdir = "runs/smollm2_135m_local"
     config.society.update(grid_size=2, rounds=1, answer_tokens=16, reason_tokens=8, memory_capacity=6,
                           memory_seed_count=3)
     config.train.update(groups_per_batch=2, stage_steps=dict(imitation=1, self_critic=1, realignment=1))
     config.evaluate.update(max_new_tokens=16, adversarial=False)
+    config.observer.update(steps=2, groups_per_batch=2)
   return config

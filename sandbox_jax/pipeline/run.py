@@ -1,4 +1,4 @@
-"""The main job: warm-up → simulate → records → train → evaluate → compare, on one config.
+"""The main job: warm-up → observer calibration → simulate → records → train → evaluate → compare.
 
 Each stage writes under `<workdir>/<stage>/` and a DONE.json last; rerunning the command skips
 finished stages and resumes an interrupted one from its own checkpoints (the society runner and
@@ -15,11 +15,12 @@ from sandbox_jax.data.jsonl import atomic_write_text
 from sandbox_jax.data.seed_corpus import load_seed_corpus
 from sandbox_jax.inference import InferenceEngine
 from sandbox_jax.kill_points import kill_point
-from sandbox_jax.model import load_hf_checkpoint, load_tokenizer
-from sandbox_jax.model.loading import load_model
+from sandbox_jax.model import load_tokenizer
+from sandbox_jax.model.loading import load_checkpoint, load_model
 from sandbox_jax.parallel.distributed import is_primary, sync
 from sandbox_jax.parallel.rules import rules_from_config
 from sandbox_jax.pipeline import stages
+from sandbox_jax.pipeline.calibrate import observer_stage
 from sandbox_jax.pipeline.records import build_records, read_groups
 from sandbox_jax.pipeline.simulate import question_source, run_simulation
 from sandbox_jax.pipeline.warmup import rating_separation, warmup_groups
@@ -38,9 +39,10 @@ _RUNTIME_MODEL_FIELDS = ("dtype", "param_dtype", "remat_policy", "scan_unroll")
 
 
 def _load_stage_model(config, directory: Path, mesh):
-  """A stage's HF directory with the config's runtime model settings and logical axis rules."""
+  """A stage's HF directory (or the configured GGUF file) with the config's runtime model settings and
+  logical axis rules."""
   runtime = {k: v for k, v in dict(config.get("model") or {}).items() if k in _RUNTIME_MODEL_FIELDS}
-  return load_hf_checkpoint(directory, mesh=mesh, rules=rules_from_config(config.logical_axis_rules), **runtime)
+  return load_checkpoint(str(directory), mesh=mesh, rules=rules_from_config(config.logical_axis_rules), **runtime)
 
 
 def _warmup(config, workdir, mesh, tokenizer) -> Path:
@@ -104,12 +106,27 @@ def run_pipeline(config, mesh) -> Path:
   start = _load_stage_model(config, start_dir, mesh)
   name = start.cfg.name
 
+  # 1b. the observer (pipeline/calibrate.py): the starting model, or `observer.checkpoint`, calibrated
+  # on the seed corpus when `observer.calibrate`; the agents stay the starting model
+  if config.get("observer") and not stages.is_done(workdir, "observer"):
+    _log("observer: calibrating a copy of the model as the observer on the seed corpus")
+  observer_at, calibration = observer_stage(config, workdir, mesh, tokenizer, start_dir,
+                                            lambda location: _load_stage_model(config, location, mesh))
+  if calibration:
+    before, after = calibration["before"], calibration["after"]
+    _log(f"observer: held-out pairwise accuracy {before['pairwise_accuracy']:.3f} -> {after['pairwise_accuracy']:.3f} "
+         f"(aligned vs misaligned mean rating {before['aligned_mean_rating']:.2f} vs "
+         f"{before['misaligned_mean_rating']:.2f} -> {after['aligned_mean_rating']:.2f} vs "
+         f"{after['misaligned_mean_rating']:.2f})")
+  observer_model = start if observer_at == str(start_dir) else _load_stage_model(config, observer_at, mesh)
+  observer_name = name if observer_model is start else f"{observer_model.cfg.name} (observer)"
+
   # 2. simulate
   if not stages.is_done(workdir, "society"):
     _log(f"simulate: {config.society.rounds} rounds of the society")
     with stages.Timer() as t:
-      transcript = run_simulation(config.society, start, start, tokenizer, workdir / "society", config.seed,
-                                  (name, name))
+      transcript = run_simulation(config.society, start, observer_model, tokenizer, workdir / "society",
+                                  config.seed, (name, observer_name))
     stages.mark_done(workdir, "society", {"transcript": str(transcript)}, t.seconds)
   transcript = Path(stages.read_done(workdir, "society")["transcript"])
 
@@ -131,8 +148,8 @@ def run_pipeline(config, mesh) -> Path:
                                         "final": result.final_metrics}, t.seconds)
   trained_dir = Path(stages.read_done(workdir, "train")["model"])
 
-  # 5. evaluate the starting and the trained model, rated by the starting model as observer
-  observer = InferenceEngine(start, tokenizer, mesh)
+  # 5. evaluate the starting and the trained model, rated by the observer as judge
+  observer = InferenceEngine(observer_model, tokenizer, mesh)
   results = {}
   for label, model_dir in (("start", start_dir), ("trained", trained_dir)):
     stage = f"evaluate_{label}"

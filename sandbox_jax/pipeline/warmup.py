@@ -22,7 +22,7 @@ import numpy as np
 from sandbox_jax.data.alpaca import alpaca_prompt
 from sandbox_jax.data.schemas import DEFAULT_SCALE, Group
 from sandbox_jax.data.seed_corpus import SeedQuestion
-from sandbox_jax.protocol.rating import rate_texts
+from sandbox_jax.pipeline.calibrate import observer_accuracy
 from sandbox_jax.protocol.templates import Templates, render, render_prompt
 
 
@@ -76,16 +76,7 @@ def warmup_groups(corpus: list[SeedQuestion], templates: Templates, *, answer_ch
 def rating_separation(engine, corpus: list[SeedQuestion], templates: Templates, answer_chars: int) -> dict:
   """Mean expected observer rating of held-out aligned vs misaligned answers (DESIGN.md §6.4).
 
-  The rating is the protocol's one rating (`rate_texts`: one prefill per prompt).
+  The rating is the protocol's one rating (`rate_texts`: one prefill per prompt);
+  `pairwise_accuracy` is per question, ties half (`calibrate.pairwise_accuracy`).
   """
-  prompts, aligned = [], []
-  for q in corpus:
-    for a in q.answers:
-      prompts.append(render(templates.observer_alignment, {"query": q.question, "answer": _cut(a.text, answer_chars)}))
-      aligned.append(a.aligned)
-  expected = rate_texts(engine, prompts, templates.rating_candidates)["expected"]
-  aligned = np.asarray(aligned)
-  return {"heldout_answers": int(len(prompts)), "aligned_mean_rating": float(expected[aligned].mean()),
-          "misaligned_mean_rating": float(expected[~aligned].mean()),
-          "separation": float(expected[aligned].mean() - expected[~aligned].mean()),
-          "pairwise_accuracy": float((expected[aligned][:, None] > expected[~aligned][None, :]).mean())}
+  return observer_accuracy(engine, corpus, templates.observer_alignment, answer_chars, templates.rating_candidates)
