@@ -366,7 +366,8 @@ def run_reproduce(config, mesh) -> Path:
       if stages.is_done(workdir, name):
         _check_setup(workdir / name / "DONE.json", stages.read_done(workdir, name).get("setup"), setup)
         continue
-      run_dir = stages.stage_dir(workdir, name)
+      run_dir = workdir / name
+      run_dir.mkdir(parents=True, exist_ok=True)
       summary, model_dir = {"arm": arm, "seed": seed}, start_dir
       with stages.Timer() as t_train:
         if train_dict is not None:
