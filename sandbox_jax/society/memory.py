@@ -15,7 +15,6 @@ import dataclasses
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 
 @jax.tree_util.register_dataclass
@@ -127,14 +126,3 @@ def store(memory: Memory, question_tokens_AxQ, question_lengths_A, answer_tokens
       put(memory.embeddings_AxCxD, embeddings_AxD), put(memory.question_ids_AxC, question_ids_A),
       put(memory.rounds_AxC, jnp.full((a,), round_index, jnp.int32)), put(memory.importance_AxC, importance_A),
       jnp.where(store_A, (slot_A + 1) % capacity, slot_A).astype(jnp.int32))
-
-
-def pad_token_rows(rows: list[list[int]], width: int, pad_id: int) -> tuple[np.ndarray, np.ndarray]:
-  """Host helper: right-padded (len(rows), width) int32 tokens (cut at width) and their lengths."""
-  tokens = np.full((len(rows), width), pad_id, np.int32)
-  lengths = np.zeros((len(rows),), np.int32)
-  for i, ids in enumerate(rows):
-    ids = ids[:width]
-    tokens[i, :len(ids)] = ids
-    lengths[i] = len(ids)
-  return tokens, lengths
