@@ -18,10 +18,9 @@ slots the program reads beyond the valid ones are not counted.
 """
 
 import dataclasses
-import time
 
-import numpy as np
 
+from benchmarks.common import timeit
 from sandbox_jax.model import ModelConfig
 
 
@@ -54,16 +53,6 @@ def card_for(device_kind: str) -> Card | None:
   return None
 
 
-def _median_seconds(fn, repeats: int) -> float:
-  fn()  # compile
-  times = []
-  for _ in range(repeats):
-    start = time.perf_counter()
-    fn()
-    times.append(time.perf_counter() - start)
-  return float(np.median(times))
-
-
 def measure_ceilings(matmul_n: int, copy_bytes: int, repeats: int = 10) -> dict:
   """{'bf16_flops', 'hbm_bytes_s'} measured here: an n^3 bf16 matmul of random data, and
   x <- 1 - x over `copy_bytes` of float32, in place (the buffer donated, so no call pays for a fresh
@@ -73,14 +62,14 @@ def measure_ceilings(matmul_n: int, copy_bytes: int, repeats: int = 10) -> dict:
 
   a, b = (jax.random.normal(k, (matmul_n, matmul_n), jnp.bfloat16) for k in jax.random.split(jax.random.key(0)))
   matmul = jax.jit(lambda x, y: x @ y)
-  t_mm = _median_seconds(lambda: matmul(a, b).block_until_ready(), repeats)
+  t_mm = timeit(lambda: matmul(a, b).block_until_ready(), warmup=1, repeats=repeats)
   flip = jax.jit(lambda v: 1 - v, donate_argnums=0)
   holder = [jax.random.normal(jax.random.key(1), (copy_bytes // 4,), jnp.float32)]
 
   def copy():
     holder[0] = flip(holder[0]).block_until_ready()
 
-  t_copy = _median_seconds(copy, repeats)
+  t_copy = timeit(copy, warmup=1, repeats=repeats)
   nbytes = int(holder[0].size * holder[0].dtype.itemsize)
   return {"bf16_flops": 2 * matmul_n**3 / t_mm, "hbm_bytes_s": 2 * nbytes / t_copy, "matmul_n": matmul_n,
           "copy_bytes": nbytes}
