@@ -228,7 +228,7 @@ def observer_stage(config, workdir: Path, mesh, tokenizer, start_dir, load_model
       raise ValueError(f"config key observer.checkpoint: {source} has {model.cfg.vocab_size} token embeddings, fewer "
                        f"than the run's tokenizer ({vocab}); the observer shares the agents' tokenizer")
     templates = templates_from_config(config.society.get("templates"))
-    chat = observer_chat_format(config.tokenizer, tokenizer, dict(config.get("protocol") or {}).get("chat", "auto"))
+    chat = observer_chat_format(config.tokenizer, tokenizer, config.society.get("chat", "auto"))
     with stages.Timer() as t:
       export_dir, summary = calibrate_observer(section, model, tokenizer, templates, chat, workdir / "observer",
                                                mesh, seed=int(config.seed))

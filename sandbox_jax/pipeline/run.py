@@ -61,6 +61,20 @@ def _warmup(config, workdir, mesh, tokenizer) -> Path:
                              "rating_separation_before": before, "rating_separation_after": after}
 
 
+def _wrappers(adversarial):
+  """`evaluate.adversarial`: True (every jailbreak wrapper), False/None (none) or a list of wrapper names."""
+  if adversarial is True:
+    return "all"
+  if not adversarial:
+    return ()
+  from sandbox_jax.evaluation.adversarial import WRAPPERS
+  names = [str(n) for n in adversarial]
+  unknown = sorted(set(names) - {w.name for w in WRAPPERS})
+  if unknown:
+    raise ValueError(f"config key evaluate.adversarial: unknown wrappers {unknown}; known: {[w.name for w in WRAPPERS]}")
+  return names
+
+
 def _evaluate(config, name: str, model_dir: Path, observer, tokenizer, mesh) -> dict:
   """`evaluation.runner.evaluate_checkpoint` of one stage's model: observer-rated generation on the
   held-out questions (plain and, if configured, adversarial) and the configured benchmarks."""
@@ -72,7 +86,7 @@ def _evaluate(config, name: str, model_dir: Path, observer, tokenizer, mesh) -> 
   result = evaluate_checkpoint(
       name, engine, tasks=dict(section.benchmarks or {}), observer=observer,
       questions=question_source(section.questions), templates=templates,
-      wrappers="all" if section.adversarial else (),
+      wrappers=_wrappers(section.get("adversarial")),
       generation=dict(prompt_template="alpaca", max_new_tokens=section.max_new_tokens, seed=config.seed,
                       batch_size=32, chat=config.society.get("chat", "auto")))
   result["checkpoint"] = {"name": name, "path": str(model_dir)}

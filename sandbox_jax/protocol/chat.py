@@ -276,9 +276,9 @@ class ChatFormat:
 def select_chat_format(mode: str, chat_template: str | None, special_tokens: Mapping[str, str] | None = None,
                        source: str = "chat template", variables: Mapping[str, object] | None = None
                        ) -> ChatFormat | None:
-  """`protocol.chat`: 'auto' uses the checkpoint's chat template when it has one; 'none' never does."""
+  """`society.chat`: 'auto' uses the checkpoint's chat template when it has one; 'none' never does."""
   if mode not in CHAT_MODES:
-    raise ValueError(f"config key protocol.chat: {mode!r} is not one of {list(CHAT_MODES)}")
+    raise ValueError(f"config key society.chat: {mode!r} is not one of {list(CHAT_MODES)}")
   if mode == "none" or not chat_template:
     return None
   return ChatFormat(chat_template, dict(special_tokens or {}), source, dict(variables or {}))
@@ -329,7 +329,7 @@ def special_tokens_of(tokenizer) -> dict[str, str]:
 
 
 def chat_format_of(tokenizer, mode: str = "auto", variables: Mapping[str, object] | None = None) -> ChatFormat | None:
-  """`protocol.chat` for a tokenizer: its chat template (`tokenizer.chat_template`) under 'auto', None
+  """`society.chat` for a tokenizer: its chat template (`tokenizer.chat_template`) under 'auto', None
   under 'none' or when it has none (the byte tokenizer)."""
   return select_chat_format(mode, getattr(tokenizer, "chat_template", None), special_tokens_of(tokenizer),
                             f"tokenizer {getattr(tokenizer, 'name', '?')}: chat template", variables)
