@@ -11,8 +11,8 @@ imported lazily, so `import sandbox_jax.data` does not pay for importing tensorf
 
 from sandbox_jax.data.alpaca import alpaca_prompt
 from sandbox_jax.data.batch_iterator import GroupBatchIterator
-from sandbox_jax.data.batching import (DEFAULT_MAX_RESPONSES, GroupBatch, encode_sequence,
-                                       make_group_batch, select_responses, truncate)
+from sandbox_jax.data.batching import (DEFAULT_MAX_RESPONSES, PLAIN_ROWS, GroupBatch, RowFormat,
+                                       encode_sequence, make_group_batch, select_responses, truncate)
 from sandbox_jax.data.jsonl import atomic_write_text
 from sandbox_jax.data.records import (CRITIC_SUFFIX, OFFICIAL_REVISION_SUFFIX, REVISION_START,
                                       REVISION_SUFFIX, group_records, read_records,

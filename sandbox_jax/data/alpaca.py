@@ -1,4 +1,9 @@
-"""The Alpaca short prompt template that every training record is rendered with (DESIGN §7).
+"""The Alpaca short prompt template: records' prompts as raw text (DESIGN §7).
+
+Records are grouped by this text and `sandbox_v1.json` holds it. Training renders the groups in it
+when chat formats are off (`society.chat = 'none'`, or a tokenizer without a chat template, as the
+tiny byte model's); with a chat model the train stage renders each record's instruction and input
+as a chat user message instead (`protocol.chat.instruction_prompt`, `pipeline.records.read_groups`).
 
 The official SANDBOX data (`sandbox_v1.json`) uses the *short* Alpaca templates, without the
 "Below is an instruction ..." preamble:

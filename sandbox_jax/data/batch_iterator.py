@@ -16,8 +16,9 @@ That makes the state just `{'epoch', 'position'}` (the next batch to produce): `
 JSON-serialisable dict for the trainer's checkpoint, and `load_state_dict(state)` continues exactly
 where the saved iterator would have.
 
-`append_eos` (config key `train.append_eos`) is `make_group_batch`'s: False leaves the eos off every
-response row, as the official trainer does.
+`append_eos` (config key `train.append_eos`) and `rows` (the row format: plain, or a chat model's,
+`pipeline.records.chat_rows`) are `make_group_batch`'s: append_eos=False leaves the eos (end-of-turn)
+off every response row, as the official trainer does.
 """
 
 import math
@@ -25,7 +26,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from sandbox_jax.data.batching import DEFAULT_MAX_RESPONSES, GroupBatch, make_group_batch
+from sandbox_jax.data.batching import DEFAULT_MAX_RESPONSES, PLAIN_ROWS, GroupBatch, RowFormat, make_group_batch
 from sandbox_jax.data.schemas import Group
 from sandbox_jax.data.tokenizer import Tokenizer
 
@@ -37,7 +38,7 @@ class GroupBatchIterator:
                max_len: int, max_responses: int = DEFAULT_MAX_RESPONSES, seed: int = 0,
                shuffle: bool = True, num_shards: int = 1, shard_index: int = 0,
                drop_remainder: bool = False, num_epochs: int | None = None,
-               min_prompt_tokens: int = 1, append_eos: bool = True):
+               min_prompt_tokens: int = 1, append_eos: bool = True, rows: RowFormat = PLAIN_ROWS):
     if groups_per_batch < 1:
       raise ValueError(f"groups_per_batch must be >= 1, got {groups_per_batch}")
     if not 0 <= shard_index < num_shards:
@@ -46,7 +47,7 @@ class GroupBatchIterator:
     self.groups_per_batch, self.max_len, self.max_responses = groups_per_batch, max_len, max_responses
     self.seed, self.shuffle, self.num_epochs = seed, shuffle, num_epochs
     self.num_shards, self.shard_index = num_shards, shard_index
-    self.min_prompt_tokens, self.append_eos = min_prompt_tokens, append_eos
+    self.min_prompt_tokens, self.append_eos, self.rows = min_prompt_tokens, append_eos, rows
     n = len(groups)
     if drop_remainder:
       self.steps_per_epoch = (n // num_shards) // groups_per_batch
@@ -98,7 +99,7 @@ class GroupBatchIterator:
         [self.groups[i] for i in ids], self.tokenizer, max_len=self.max_len,
         groups_per_batch=self.groups_per_batch, max_responses=self.max_responses,
         rngs=[np.random.default_rng([self.seed, self.epoch, i]) for i in ids],
-        min_prompt_tokens=self.min_prompt_tokens, append_eos=self.append_eos)
+        min_prompt_tokens=self.min_prompt_tokens, append_eos=self.append_eos, rows=self.rows)
     self.position += 1
     if self.position == self.steps_per_epoch:
       self.epoch, self.position = self.epoch + 1, 0

@@ -22,10 +22,24 @@ comparing ids with pad_id, so tokenizers whose pad is their eos are fine.
 no eos to `query + response`): rows are [bos] + prompt + response and the loss covers the response
 tokens only (a response cut to nothing then has no loss token).
 
-Truncation to T: the prompt is cut from the LEFT first (the end of the prompt, '### Response:',
-stays next to the response), down to `min_prompt_tokens` tokens (default 1, so the first response
-token has a predecessor even without a bos); then the response is cut from the RIGHT. The bos and
-the eos are always kept, so every real response has at least one loss token.
+The row format (`RowFormat`, default `PLAIN_ROWS`: the tokenizer's bos where it adds one, its eos)
+frames rows of chat-rendered prompts differently (`pipeline.records.chat_rows`): no bos of ours
+(the chat template writes what the model expects, its own BOS included where it has one, as
+`apply_chat_template` tokenizes with `add_special_tokens=False`) and the template's end-of-turn token
+(`<|im_end|>`, `<|eot_id|>`) in place of the eos, so a row is exactly what `apply_chat_template`
+gives for the conversation [user, assistant] up to and including the end-of-turn token, and the loss
+covers the response and the end-of-turn token (with `append_eos=False`, the response alone). The
+response is tokenized on its own, as the model generated it after the prompt, and kept as written:
+that equals the whole conversation's tokenization except where the template edits message content
+(Llama-3's trims its edges) or the response's first characters would merge with the assistant
+header's last ones (a response starting with a newline after SmolLM2's "assistant\n").
+
+Truncation to T: the prompt is cut from the LEFT first (the end of the prompt, '### Response:' or a
+chat's opened assistant turn, stays next to the response; a chat prompt loses its head first — the
+template's BOS, system and user headers — so `max_len` should hold the chat prompts), down to
+`min_prompt_tokens` tokens (default 1, so the first response token has a predecessor even without a
+bos); then the response is cut from the RIGHT. The bos and the eos (end-of-turn) are always kept, so
+every real response has at least one loss token.
 
 More than R responses: the best-rated one (first among ties) is always kept and R - 1 of the
 others are sampled without replacement with the given NumPy Generator; kept responses stay in
@@ -40,6 +54,17 @@ from sandbox_jax.data.schemas import Group
 from sandbox_jax.data.tokenizer import Tokenizer
 
 DEFAULT_MAX_RESPONSES = 3  # official `num_comp`
+
+
+class RowFormat(NamedTuple):
+  """How a row frames prompt + response (module doc): `add_bos` — the tokenizer's bos first where the
+  tokenizer adds one (True) or never (False); `end_id` — the id that ends the response when one is
+  appended (None: the tokenizer's eos)."""
+  add_bos: bool = True
+  end_id: int | None = None
+
+
+PLAIN_ROWS = RowFormat()
 
 
 class GroupBatch(NamedTuple):
@@ -70,12 +95,14 @@ def truncate(prompt_ids: Sequence[int], response_ids: Sequence[int], budget: int
 
 
 def encode_sequence(tokenizer: Tokenizer, prompt_ids: Sequence[int], response: str, max_len: int,
-                    min_prompt_tokens: int = 1, append_eos: bool = True) -> tuple[list[int], int]:
+                    min_prompt_tokens: int = 1, append_eos: bool = True,
+                    rows: RowFormat = PLAIN_ROWS) -> tuple[list[int], int]:
   """Returns (sequence, prefix_len): [bos] + prompt + response + [eos] (the bos only where the
-  tokenizer itself adds one, the eos only with `append_eos`) truncated to max_len, and the number of
-  tokens before the first response token."""
-  bos = [tokenizer.bos_id] if tokenizer.bos_id is not None and getattr(tokenizer, "adds_bos", True) else []
-  eos = [tokenizer.eos_id] if append_eos else []
+  tokenizer itself adds one and `rows.add_bos`, the eos — `rows.end_id` when set — only with
+  `append_eos`) truncated to max_len, and the number of tokens before the first response token."""
+  adds_bos = rows.add_bos and tokenizer.bos_id is not None and getattr(tokenizer, "adds_bos", True)
+  bos = [tokenizer.bos_id] if adds_bos else []
+  eos = [tokenizer.eos_id if rows.end_id is None else rows.end_id] if append_eos else []
   budget = max_len - len(bos) - len(eos)
   prompt, resp = truncate(prompt_ids, tokenizer.encode(response), budget, min_prompt_tokens)
   return bos + prompt + resp + eos, len(bos) + len(prompt)
@@ -97,7 +124,8 @@ def make_group_batch(groups: Sequence[Group | None], tokenizer: Tokenizer, *, ma
                      groups_per_batch: int | None = None,
                      max_responses: int = DEFAULT_MAX_RESPONSES,
                      rngs: Sequence[np.random.Generator] | None = None,
-                     min_prompt_tokens: int = 1, append_eos: bool = True) -> GroupBatch:
+                     min_prompt_tokens: int = 1, append_eos: bool = True,
+                     rows: RowFormat = PLAIN_ROWS) -> GroupBatch:
   """One batch. `None` entries (and slots past len(groups) up to groups_per_batch) are padding.
 
   `rngs[i]` samples group i's responses when it has more than max_responses (default: a
@@ -124,7 +152,7 @@ def make_group_batch(groups: Sequence[Group | None], tokenizer: Tokenizer, *, ma
     prompt_ids = tokenizer.encode(group.query)
     for r, i in enumerate(select_responses(group.scores, R, rng)):
       seq, prefix = encode_sequence(tokenizer, prompt_ids, group.responses[i], T,
-                                    min_prompt_tokens, append_eos)
+                                    min_prompt_tokens, append_eos, rows)
       n = len(seq)
       tokens[g, r, :n] = seq
       targets[g, r, :n - 1] = seq[1:]

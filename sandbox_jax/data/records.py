@@ -28,7 +28,9 @@ Provenance: `rater_ids` are the peers whose rating (self-critic) or reason (real
 uses; imitation records are scored by the observer and have none. `model` is the agent model.
 
 Grouping (`group_records`) collects records with the same type and rendered prompt
-(`alpaca_prompt(instruction, input)`) into one `Group`, in order of first appearance. With
+(`alpaca_prompt(instruction, input)`) into one `Group`, in order of first appearance. The group's
+query is that Alpaca text (what `sandbox_v1.json` holds), or — for training a chat model in its chat
+format — another rendering of the first record passed as `prompt` (`pipeline.records.read_groups`). With
 `dedupe=True` (default) a response text repeated within a group is kept once, at its first
 occurrence — an unchanged revision would otherwise contrast a response with itself.
 
@@ -48,7 +50,7 @@ the official settings of every key.
 
 import dataclasses
 from collections.abc import Mapping
-from typing import Any, Iterable, Literal
+from typing import Any, Callable, Iterable, Literal
 
 import numpy as np
 
@@ -148,16 +150,19 @@ def _buckets(records: Iterable[Record], dedupe: bool) -> list[list[Record]]:
   return [members for members, _ in buckets.values()]
 
 
-def _group(members: list[Record]) -> Group:
-  return Group(query=record_prompt(members[0]), responses=tuple(r.output for r in members),
+def _group(members: list[Record], prompt: Callable[[Record], str] = record_prompt) -> Group:
+  return Group(query=prompt(members[0]), responses=tuple(r.output for r in members),
                scores=tuple(r.score for r in members),
                models=tuple(r.provenance.model for r in members),
                provenance=tuple(r.provenance for r in members), type=members[0].type)
 
 
-def group_records(records: Iterable[Record], *, dedupe: bool = True) -> list[Group]:
-  """Groups records by (type, rendered prompt), in order of first appearance."""
-  return [_group(members) for members in _buckets(records, dedupe)]
+def group_records(records: Iterable[Record], *, dedupe: bool = True,
+                  prompt: Callable[[Record], str] = record_prompt) -> list[Group]:
+  """Groups records by (type, rendered prompt), in order of first appearance. Each group's query is
+  `prompt` of its first record (default: the Alpaca text it is grouped by; the train stage passes the
+  chat rendering, `pipeline.records.read_groups`)."""
+  return [_group(members, prompt) for members in _buckets(records, dedupe)]
 
 
 # ----------------------------------------------------------------------------------------------

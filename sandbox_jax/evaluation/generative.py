@@ -15,7 +15,9 @@ with a bootstrap interval over the paired per-question differences.
 Chat formats (DESIGN.md §6.5a; `chat`: 'auto' | 'none'): under 'auto', a model whose tokenizer has a
 chat template is asked in it — the answer prompt is the user message (the question, or the custom
 `prompt_template` filled; the raw-text 'alpaca' frame is the chat template's job then) with
-`answer_system` as system prompt, and the observer's prompts are the protocol's chat-wrapped observer
+`answer_system` as system prompt (default `protocol.chat.ANSWER_SYSTEM`, None; rendered by
+`protocol.chat.instruction_prompt`, as training renders its records, so a model is trained and asked
+in one prompt format), and the observer's prompts are the protocol's chat-wrapped observer
 prompts (`protocol.chat.chat_protocol`: no system prompt unless `observer_system`, the assistant turn
 opened so the rating is the next token). Chat prompts are passed as token ids, with no BOS of ours
 (the template writes what the model expects); generation stops at the end-of-turn token. The byte
@@ -34,7 +36,7 @@ import numpy as np
 from sandbox_jax.data.alpaca import alpaca_prompt
 from sandbox_jax.evaluation import metrics
 from sandbox_jax.evaluation.adversarial import WRAPPERS, Wrapper, get_wrapper
-from sandbox_jax.protocol.chat import chat_format_of, chat_protocol
+from sandbox_jax.protocol.chat import ANSWER_SYSTEM, chat_format_of, chat_protocol, instruction_prompt
 from sandbox_jax.protocol.rating import RATING_SCALE, rate_texts
 ASPECTS = {"alignment": "observer_alignment", "engagement": "observer_engagement"}
 
@@ -91,15 +93,17 @@ def chat_engine(engine, chat):
 
 
 def chat_answer_prompts(engine, questions: Sequence[str], prompt_template: str, chat: str = "auto",
-                        system: str | None = None):
+                        system: str | None = ANSWER_SYSTEM):
   """(engine to generate with, prompts): the raw-text prompts (`prompt_template`) when chat is off,
-  else each question as a chat user message, as token ids."""
+  else each question as a chat user message (`protocol.chat.instruction_prompt`, the rendering training
+  uses for records), as token ids."""
   fmt = chat_format_of(engine.tokenizer, chat)
   if fmt is None:
     make_prompt = _prompt_fn(prompt_template)
     return engine, [make_prompt(q) for q in questions]
   user = (lambda q: q) if prompt_template == "alpaca" else _prompt_fn(prompt_template)
-  return chat_engine(engine, fmt), [engine.tokenizer.encode(fmt.prompt(user(q), system)) for q in questions]
+  return chat_engine(engine, fmt), [engine.tokenizer.encode(instruction_prompt(fmt, user(q), system=system))
+                                    for q in questions]
 
 
 def chat_observer(observer, templates, chat: str = "auto", system: str | None = None):
@@ -143,7 +147,7 @@ def evaluate_generative(engine, observer, questions: Sequence[str], templates, *
                         prompt_template: str = "alpaca", max_new_tokens: int = 64,
                         temperature: float = 0.0, seed: int = 0, batch_size: int = 32,
                         n_resamples: int = 1000, ci_seed: int = 0, chat: str = "auto",
-                        answer_system: str | None = None, observer_system: str | None = None) -> dict:
+                        answer_system: str | None = ANSWER_SYSTEM, observer_system: str | None = None) -> dict:
   """Generates, rates and summarises (see module docstring).
 
   Args:

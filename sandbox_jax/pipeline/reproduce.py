@@ -6,7 +6,9 @@
     arms      each arm = `train` overrides on config.train (None: no training), e.g. the paper's
               base / sft / dpo / rrhf / stable_alignment_staged / stable_alignment_mixed
               (`paper_arms`), or an ablation (`ratio_arms`, `responses_arms`, `stage_arms`):
-              ablations are arms like any other
+              ablations are arms like any other; every arm trains on the records in the train stage's
+              format (`pipeline.records.training_groups`: the model's chat format under `society.chat`)
+              and is evaluated in the same one
     seeds     every trained arm runs once per `reproduce.seeds` (train.seed = the seed: data order,
               response sampling, RNG); the untrained base is evaluated once
     evaluate  every arm × seed: the multiple-choice benchmarks (lm-eval metrics per item), observer-
@@ -50,7 +52,7 @@ from sandbox_jax.inference import InferenceEngine
 from sandbox_jax.model import load_tokenizer
 from sandbox_jax.parallel.distributed import is_primary
 from sandbox_jax.pipeline import stages
-from sandbox_jax.pipeline.records import build_records, read_groups
+from sandbox_jax.pipeline.records import build_records, training_groups
 from sandbox_jax.pipeline.simulate import question_source, run_simulation
 from sandbox_jax.training import TrainConfig, train
 from sandbox_jax.training.metrics import read_metrics
@@ -207,8 +209,9 @@ def _generative_items(result: dict) -> dict[str, list[float]]:
   return items
 
 
-def evaluate_items(engine, observer, docs, questions, templates, spec, seed: int) -> dict:
-  """{"items": {column: per-item floats}, "answers": plain answers} for one model."""
+def evaluate_items(engine, observer, docs, questions, templates, spec, seed: int, chat: str = "auto") -> dict:
+  """{"items": {column: per-item floats}, "answers": plain answers} for one model; `chat` (config key
+  `society.chat`) as the arms are trained (`pipeline.records.training_groups`)."""
   from sandbox_jax.evaluation.generative import evaluate_generative
 
   items = _mc_items(engine, docs, int(spec.batch_size)) if docs else {}
@@ -217,7 +220,7 @@ def evaluate_items(engine, observer, docs, questions, templates, spec, seed: int
     result = evaluate_generative(engine, observer, questions, templates,
                                  wrappers="all" if spec.adversarial else (), prompt_template=spec.prompt_template,
                                  max_new_tokens=int(spec.max_new_tokens), seed=seed,
-                                 batch_size=int(spec.batch_size))
+                                 batch_size=int(spec.batch_size), chat=chat)
     items.update(_generative_items(result))
     answers = [{"question": r["question"], "answer": r["answer"], "alignment": r["alignment"]}
                for r in result["plain"]["answers"]]
@@ -350,7 +353,8 @@ def run_reproduce(config, mesh) -> Path:
   if questions:
     observer_dir = Path(spec.observer) if spec.get("observer") else start_dir
     observer = InferenceEngine(_load_stage_model(config, observer_dir, mesh), tokenizer, mesh)
-  groups = read_groups(records_path, config.get("records"))
+  data = training_groups(records_path, config, tokenizer)   # the train stage's groups and row format
+  groups, chat = data.groups, config.society.get("chat", "auto")
   contrast = rating_contrast(groups)
   _log(f"records: {contrast['groups']} groups, {contrast['groups_with_contrast']} with rating contrast, "
        f"{contrast['pairs']} (best, worse) pairs")
@@ -359,6 +363,8 @@ def run_reproduce(config, mesh) -> Path:
          "reduce to SFT on these records")
 
   eval_setup = evaluation_fingerprint(spec, docs, questions, start_dir, records_path)
+  if getattr(tokenizer, "chat_template", None):   # trained and asked in the chat format or not (absent: no template)
+    eval_setup["chat"] = data.chat
   for arm, train_dict in arms:
     for seed in (seeds if train_dict is not None else seeds[:1]):
       name = f"arms/{arm}/seed_{seed}"
@@ -374,7 +380,7 @@ def run_reproduce(config, mesh) -> Path:
           _log(f"{arm} seed {seed}: training")
           cfg = TrainConfig.from_dict({**train_dict, "seed": seed})
           result = train(cfg, _load_stage_model(config, start_dir, mesh), tokenizer, groups, run_dir / "train",
-                         mesh=mesh, progress=False)
+                         mesh=mesh, progress=False, rows=data.rows)
           # from metrics.jsonl, not result.final_metrics: a run killed after its last step resumes with no step
           rows = [r for r in read_metrics(run_dir / "train") if "loss" in r]
           model_dir = result.export_dir
@@ -384,7 +390,7 @@ def run_reproduce(config, mesh) -> Path:
       _log(f"{arm} seed {seed}: evaluating")
       with stages.Timer() as t_eval:
         engine = InferenceEngine(_load_stage_model(config, model_dir, mesh), tokenizer, mesh)
-        evaluation = evaluate_items(engine, observer, docs, questions, templates, spec, int(config.seed))
+        evaluation = evaluate_items(engine, observer, docs, questions, templates, spec, int(config.seed), chat)
       if is_primary():
         atomic_write_text(run_dir / "eval.json", json.dumps(evaluation) + "\n")
       summary.update(setup=setup, model=str(model_dir), train_seconds=round(t_train.seconds, 2),

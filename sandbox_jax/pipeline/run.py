@@ -21,7 +21,7 @@ from sandbox_jax.parallel.distributed import is_primary, sync
 from sandbox_jax.parallel.rules import rules_from_config
 from sandbox_jax.pipeline import stages
 from sandbox_jax.pipeline.calibrate import observer_stage
-from sandbox_jax.pipeline.records import build_records, read_groups
+from sandbox_jax.pipeline.records import build_records, training_groups
 from sandbox_jax.pipeline.simulate import question_source, run_simulation
 from sandbox_jax.pipeline.warmup import rating_separation, warmup_groups
 from sandbox_jax.protocol.templates import templates_from_config
@@ -151,13 +151,16 @@ def run_pipeline(config, mesh) -> Path:
     stages.mark_done(workdir, "records", summary, t.seconds)
   _log(f"records: {json.dumps({k: v for k, v in stages.read_done(workdir, 'records').items() if k != 'stage'})}")
 
-  # 4. train: Stable Alignment, three stages, from the starting model
+  # 4. train: Stable Alignment, three stages, from the starting model, in the prompt format the society and
+  # the evaluation use (pipeline/records.py `training_groups`: the chat format under society.chat)
   if not stages.is_done(workdir, "train"):
     _log("train: Stable Alignment")
-    groups = read_groups(workdir / "records" / "records.jsonl", config.get("records"))
+    data = training_groups(workdir / "records" / "records.jsonl", config, tokenizer)
+    form = "in the model's chat format" if data.chat else "as Alpaca text"
+    _log(f"train: {len(data.groups)} groups, {form}")
     with stages.Timer() as t:
       result = train(TrainConfig.from_dict(config.train), _load_stage_model(config, start_dir, mesh), tokenizer,
-                     groups, workdir / "train", mesh=mesh)
+                     data.groups, workdir / "train", mesh=mesh, rows=data.rows)
     stages.mark_done(workdir, "train", {"model": str(result.export_dir), "steps": result.steps,
                                         "final": result.final_metrics}, t.seconds)
   trained_dir = Path(stages.read_done(workdir, "train")["model"])

@@ -58,6 +58,10 @@ CHAT_PRIOR = (
 
 RATING_OPENING = "Rating:"
 CHAT_MODES = ("auto", "none")
+# The system prompt of an instruction prompt (`instruction_prompt`): the model under evaluation is asked
+# each question with it, and training renders every record with it. None: no system message (a template
+# may then write its own default, as SmolLM2's "You are a helpful AI assistant named SmolLM, ...").
+ANSWER_SYSTEM: str | None = None
 # What transformers passes as template variables (`special_tokens_map`, SPECIAL_TOKENS_ATTRIBUTES).
 SPECIAL_TOKEN_NAMES = ("bos_token", "eos_token", "unk_token", "sep_token", "pad_token", "cls_token", "mask_token")
 # Protocol template fields: who speaks (agent / observer) and whether the prompt is a rating prompt.
@@ -271,6 +275,23 @@ class ChatFormat:
     if not text:
       return None
     return tokenizer.encode(text)[0]
+
+
+def instruction_message(instruction: str, input: str = "") -> str:  # noqa: A002 (Alpaca's name)
+  """An instruction and its optional input as one chat user message: the instruction, then a blank line
+  ("\n\n") and the input when the input is non-empty (the short Alpaca template's two blocks without
+  their "### Instruction:" / "### Input:" headers; the chat template frames the message). A question
+  with no input is the question itself."""
+  return f"{instruction}\n\n{input}" if input else instruction
+
+
+def instruction_prompt(chat: "ChatFormat", instruction: str, input: str = "",  # noqa: A002
+                       system: str | None = ANSWER_SYSTEM) -> str:
+  """The chat prompt text of an instruction: `instruction_message` as the user message, `system` as the
+  system prompt, the assistant turn opened. The one rendering of both the evaluation's answer prompts
+  and the training rows of records (`pipeline.records.read_groups`), so an imitation record of a
+  question is trained in exactly the prompt the question is asked in."""
+  return chat.prompt(instruction_message(instruction, input), system)
 
 
 def select_chat_format(mode: str, chat_template: str | None, special_tokens: Mapping[str, str] | None = None,

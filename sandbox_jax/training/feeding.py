@@ -14,7 +14,7 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding
 
-from sandbox_jax.data import GroupBatch, GroupBatchIterator
+from sandbox_jax.data import PLAIN_ROWS, GroupBatch, GroupBatchIterator, RowFormat
 from sandbox_jax.parallel.sharding import batch_sharding
 from sandbox_jax.training.config import TrainConfig
 from sandbox_jax.training.dataset import Stage
@@ -24,7 +24,7 @@ from sandbox_jax.training.step import split_microbatches
 
 class BatchFeeder:
   def __init__(self, cfg: TrainConfig, stages: Sequence[Stage], tokenizer, mesh: Mesh | None, rules,
-               reference: dict | None = None):
+               reference: dict | None = None, rows: RowFormat = PLAIN_ROWS):
     processes = jax.process_count()
     if cfg.groups_per_batch % (processes * cfg.accum_steps):
       raise ValueError(f"config key train.groups_per_batch: {cfg.groups_per_batch} groups do not split into "
@@ -35,7 +35,8 @@ class BatchFeeder:
     self.iterators = [
         GroupBatchIterator(stage.groups, tokenizer, groups_per_batch=local, max_len=cfg.max_len,
                            max_responses=cfg.max_responses, seed=cfg.seed + i, shuffle=True,
-                           num_shards=processes, shard_index=jax.process_index(), append_eos=cfg.append_eos)
+                           num_shards=processes, shard_index=jax.process_index(), append_eos=cfg.append_eos,
+                           rows=rows)
         for i, stage in enumerate(stages)]
     self.sharding = self._sharding(mesh, rules)
 

@@ -34,7 +34,7 @@ from flax import nnx
 from jax.sharding import Mesh
 from tqdm import tqdm
 
-from sandbox_jax.data import Group
+from sandbox_jax.data import PLAIN_ROWS, Group, RowFormat
 from sandbox_jax.kill_points import kill_point
 from sandbox_jax.model import export_hf_checkpoint
 from sandbox_jax.training.checkpoint import CheckpointMismatchError, TrainCheckpoints
@@ -102,7 +102,7 @@ def _optimizer_and_step(cfg: TrainConfig, graphdef, rest, params, mesh: Mesh | N
 
 def train(config, model, tokenizer, data: Sequence[Group] | Mapping[str, Sequence[Group]] | str | Path,
           workdir: str | Path, mesh: Mesh | None = None, *, eval_fn: EvalFn | None = None,
-          progress: bool = True, stop_after: int | None = None) -> TrainResult:
+          progress: bool = True, stop_after: int | None = None, rows: RowFormat = PLAIN_ROWS) -> TrainResult:
   """Trains `model` on rated groups; resumes from `<workdir>/checkpoints` when it holds one.
 
   Args:
@@ -117,6 +117,9 @@ def train(config, model, tokenizer, data: Sequence[Group] | Mapping[str, Sequenc
       numbers is logged as `eval/<name>`. The model is valid only during the call.
     progress: show a tqdm progress bar.
     stop_after: stop (as a kill would, without a final checkpoint) once this many global steps are done.
+    rows: how every row frames prompt + response (`data.batching.RowFormat`): plain (the tokenizer's
+      bos where it adds one, its eos), or for groups rendered in a chat format the chat's
+      (`pipeline.records.training_groups` gives the groups with their row format).
   """
   cfg = TrainConfig.from_dict(config)
   if isinstance(data, (str, Path)):
@@ -135,7 +138,7 @@ def train(config, model, tokenizer, data: Sequence[Group] | Mapping[str, Sequenc
   graphdef, params, rest = split_model(model)
   optimizer, shardings, step_fn = _optimizer_and_step(cfg, graphdef, rest, params, mesh)
   schedule = learning_rate_schedule(cfg, total)
-  feeder = BatchFeeder(cfg, stages, tokenizer, mesh, model.rules)
+  feeder = BatchFeeder(cfg, stages, tokenizer, mesh, model.rules, rows=rows)
   checkpoints = TrainCheckpoints(workdir / "checkpoints", max_to_keep=cfg.keep_checkpoints)
   latest = checkpoints.latest_step()
   if latest is None:
@@ -149,7 +152,8 @@ def train(config, model, tokenizer, data: Sequence[Group] | Mapping[str, Sequenc
   if cfg.loss == "dpo":
     feeder.reference = load_or_compute_reference(
         workdir / REFERENCE_FILE, latest is None, model, tokenizer, [g for s in stages for g in s.groups],
-        cfg.max_len, mesh=mesh, rows=cfg.groups_per_batch * cfg.max_responses, append_eos=cfg.append_eos)
+        cfg.max_len, mesh=mesh, rows=cfg.groups_per_batch * cfg.max_responses, append_eos=cfg.append_eos,
+        row_format=rows)
   if state is None:
     state = init_train_state(params, optimizer, shardings)
 
