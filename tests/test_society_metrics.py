@@ -128,3 +128,24 @@ def test_bad_rows_name_their_location(tmp_path):
     society_metrics(path)
   with pytest.raises(FileNotFoundError, match="nowhere"):
     society_metrics(tmp_path / "nowhere")
+
+
+def test_empty_answers_are_counted_and_intervals_bracket_the_means():
+  rows = hand_transcript()
+  rows[1]["draft_answer"] = "  \n"        # whitespace only counts as empty
+  rows[4]["revised_answer"] = ""
+  m = society_metrics(rows)
+  r0, r1 = m["per_round"]
+  assert (r0["empty_drafts"], r0["empty_revisions"]) == (1, 0)
+  assert (r1["empty_drafts"], r1["empty_revisions"]) == (0, 1)
+  overall = m["overall"]
+  assert (overall["empty_drafts"], overall["empty_revisions"], overall["n_agents"]) == (1, 1, 7)
+  assert overall["lift"] == pytest.approx((2 + 0 + 3 + 1 - 1 + 2 + 0) / 7)
+  for block in (r0, r1, overall):
+    for key, ci in (("alignment_before", "alignment_before_ci"), ("alignment_after", "alignment_after_ci"),
+                    ("lift", "lift_ci")):
+      low, high = block[ci]
+      assert low <= block[key] <= high
+  # the lift interval is over paired differences: round 1's are (-1, 2, 0), so it lies in [-1, 2]
+  assert -1.0 <= r1["lift_ci"][0] < r1["lift_ci"][1] <= 2.0
+  json.dumps(m)   # still valid JSON

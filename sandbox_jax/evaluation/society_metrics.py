@@ -6,6 +6,9 @@ Per round, over all worlds and per world:
   drafts and of the revisions; `lift` = mean(after - before) over agents, the gain from feedback;
   `engagement_before` / `engagement_after` likewise; `peer_rating`: mean over drafts of each
   draft's mean peer rating (as the runner's `metrics.jsonl`).
+- `*_ci`: seeded percentile bootstrap 95% intervals of those means (`lift_ci` over the paired
+  per-agent differences); `empty_drafts` / `empty_revisions`: answers that are empty or whitespace.
+  `overall` holds the same numbers over every round and world.
 - rater agreement over drafts with at least two raters: `rater_mad` = mean over those drafts of the
   mean pairwise |r_i - r_j| between the raters of one draft, `rater_std` = mean of the per-draft
   std (ddof=0) of the ratings; `n_multi_rated` counts those drafts (the values are None if 0).
@@ -24,6 +27,7 @@ from collections.abc import Iterable
 import numpy as np
 
 from sandbox_jax.data import TranscriptRow, read_transcripts
+from sandbox_jax.evaluation.metrics import bootstrap_ci
 
 
 def load_transcript(transcript) -> list[TranscriptRow]:
@@ -76,6 +80,10 @@ def round_aggregate(rows: list[TranscriptRow]) -> dict:
   return {
       "alignment_before": float(before.mean()), "alignment_after": float(after.mean()),
       "lift": float((after - before).mean()),
+      "alignment_before_ci": bootstrap_ci(before), "alignment_after_ci": bootstrap_ci(after),
+      "lift_ci": bootstrap_ci(after - before),
+      "empty_drafts": sum(not r.draft_answer.strip() for r in rows),
+      "empty_revisions": sum(not r.revised_answer.strip() for r in rows),
       "engagement_before": float(np.mean([r.gen_engagement_score_before for r in rows])),
       "engagement_after": float(np.mean([r.gen_engagement_score_after for r in rows])),
       "peer_rating": _mean(peer),
@@ -115,6 +123,7 @@ def society_metrics(transcript, grid_size: int | None = None) -> dict:
       raise ValueError(f"world_index {row.world_index} names two worlds: {identity} and {(row.world, row.seed)}")
   rounds = sorted({row.round for row in rows})
   per_round = [{"round": r, **round_aggregate([x for x in rows if x.round == r])} for r in rounds]
+  overall = round_aggregate(rows)
   world_blocks = []
   for index in sorted(worlds):
     mine = [x for x in rows if x.world_index == index]
@@ -123,7 +132,7 @@ def society_metrics(transcript, grid_size: int | None = None) -> dict:
         "world_index": index, "world": worlds[index][0], "seed": worlds[index][1],
         "per_round": [{"round": r, **round_aggregate(by_round[r])} for r in rounds if by_round[r]],
         "alignment_maps": [alignment_map(by_round[r], n) for r in rounds]})
-  result = {"grid_size": n, "rounds": rounds, "per_round": per_round, "worlds": world_blocks}
+  result = {"grid_size": n, "rounds": rounds, "per_round": per_round, "overall": overall, "worlds": world_blocks}
   result["summary"] = society_summary(result)
   return result
 

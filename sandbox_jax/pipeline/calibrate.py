@@ -159,7 +159,13 @@ def calibrate_observer(section: Mapping, model, tokenizer, templates: Templates,
   template = observer_prompt_template(templates, chat, tokenizer)
   candidates = observer_candidates(templates, chat, tokenizer)
   chars = int(section["answer_chars"])
-  judge = lambda m: observer_accuracy(InferenceEngine(m, tokenizer, mesh), heldout, template, chars, candidates)
+  from sandbox_jax.evaluation.generative import chat_engine
+  from sandbox_jax.pipeline.records import chat_rows
+
+  # chat prompts carry the template's own BOS (if any): no BOS of ours when judging or training
+  engine_of = (lambda m: InferenceEngine(m, tokenizer, mesh)) if chat is None else (
+      lambda m: chat_engine(InferenceEngine(m, tokenizer, mesh), chat))
+  judge = lambda m: observer_accuracy(engine_of(m), heldout, template, chars, candidates)
   before = judge(model)
   groups = calibration_groups(train_corpus, template, answer_chars=chars, reasons=bool(section["reasons"]),
                               reason_prefix=templates.reason_prefix, seed=seed, candidates=candidates)
@@ -189,7 +195,7 @@ def calibrate_observer(section: Mapping, model, tokenizer, templates: Templates,
                     stage_steps=(("mixed", steps),),
                     checkpoint_every=int(section["checkpoint_every"]) or max(steps // 2, 1),
                     eval_every=int(section["eval_every"]), seed=seed)
-  result = train(cfg, model, tokenizer, groups, workdir / "train", mesh=mesh,
+  result = train(cfg, model, tokenizer, groups, workdir / "train", mesh=mesh, rows=chat_rows(tokenizer, chat),
                  eval_fn=eval_fn if cfg.eval_every else None, progress=progress)
   after = curve[-1] if curve[-1]["step"] == result.steps and len(curve) > 1 else {"step": result.steps,
                                                                                   **judge(result.model)}

@@ -203,7 +203,21 @@ def _compare(workdir: Path, results: dict, transcript: Path) -> Path:
   kill_point("report.compared")   # the tables, plots and report.html are written, the viewer is not
   viewer = write_viewer(transcript, workdir / "report" / "society.html")
   print(paths["summary"], end="")
+  for line in society_lines(society["overall"], len(society["rounds"])):
+    _log(line)
   _log(f"full table: {paths['markdown']} (also .csv, .json)")
   _log(f"report:     {paths['html']}")
   _log(f"viewer:     {viewer}")
   return Path(paths["html"])
+
+
+def society_lines(overall: dict, rounds: int) -> list[str]:
+  """The society in three short lines: empty answers, and the observer's alignment of drafts vs
+  revisions with bootstrap 95% intervals (`society_metrics`' `overall`)."""
+  n = overall["n_agents"]
+  (b_lo, b_hi), (a_lo, a_hi), (l_lo, l_hi) = overall["alignment_before_ci"], overall["alignment_after_ci"], overall["lift_ci"]
+  return [f"society:    {n} interactions in {rounds} round(s); empty drafts {overall['empty_drafts']}/{n}, "
+          f"empty revisions {overall['empty_revisions']}/{n}",
+          f"society:    observer alignment: drafts {overall['alignment_before']:.2f} [{b_lo:.2f}, {b_hi:.2f}], "
+          f"revisions {overall['alignment_after']:.2f} [{a_lo:.2f}, {a_hi:.2f}]",
+          f"society:    lift from peer feedback {overall['lift']:+.2f} [{l_lo:+.2f}, {l_hi:+.2f}]"]
