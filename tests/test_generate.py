@@ -63,12 +63,25 @@ def tiny():
   return create_model(ModelConfig(), seed=3), ByteTokenizer()
 
 
+@pytest.fixture(scope="module")
+def engine(tiny):
+  """One default engine on one device for the module: its compiled programs are shared by the tests
+  (an engine compiles per instance; a fresh one is made only where its compiles are counted)."""
+  return InferenceEngine(*tiny)
+
+
 PROMPTS = ["Is it okay to lie to a friend?", "hi", "How do I bake bread at home without yeast?", "?"]
 
 
-def test_results_independent_of_batch_composition_and_padding(tiny):
+@pytest.fixture(scope="module")
+def unsharded(engine):
+  """The one-device generations and scores every mesh is compared with (computed once)."""
+  return (engine.generate(PROMPTS, 12, temperature=[0.0, 1.0, 0.0, 0.5], seed=1),
+          engine.score(PROMPTS, [" yes"] * 4))
+
+
+def test_results_independent_of_batch_composition_and_padding(tiny, engine):
   model, tok = tiny
-  engine = InferenceEngine(model, tok)
   together = engine.generate(PROMPTS, 20, temperature=[0.0, 0.8, 0.0, 1.2], seed=7)
   for i, prompt in enumerate(PROMPTS):
     temp = [0.0, 0.8, 0.0, 1.2][i]
@@ -81,31 +94,29 @@ def test_results_independent_of_batch_composition_and_padding(tiny):
 
 
 @pytest.mark.parametrize("axes", [{"data": 8}, {"data": 2, "fsdp": 4}, {"fsdp": 2, "tensor": 4}])
-def test_results_independent_of_mesh(axes, tiny):
+def test_results_independent_of_mesh(axes, tiny, unsharded):
   model, tok = tiny
-  expected = InferenceEngine(model, tok).generate(PROMPTS, 12, temperature=[0.0, 1.0, 0.0, 0.5], seed=1)
+  expected, expected_scores = unsharded
   mesh = make_mesh(axes)
   sharded_model = create_model(model.cfg, seed=3, mesh=mesh)
   engine = InferenceEngine(sharded_model, tok, mesh=mesh)
   got = engine.generate(PROMPTS, 12, temperature=[0.0, 1.0, 0.0, 0.5], seed=1)
   assert [r.tokens for r in got] == [r.tokens for r in expected]
   scores = engine.score(PROMPTS, [" yes"] * 4)
-  expected_scores = InferenceEngine(model, tok).score(PROMPTS, [" yes"] * 4)
   np.testing.assert_allclose([s.logprob for s in scores], [s.logprob for s in expected_scores], atol=1e-4)
 
 
-def test_eos_stops_a_row(tiny):
+def test_eos_stops_a_row(tiny, engine):
   model, tok = tiny
-  engine = InferenceEngine(model, tok)
   free = engine.generate(["abc"], 10)[0]
   stopper = dataclasses.replace(IdTokenizer(), eos_id=free.tokens[3], pad_id=tok.pad_id, bos_id=tok.bos_id)
   stopped = InferenceEngine(model, stopper).generate([tok.encode("abc")], 10)[0]
   assert stopped.ended_with_eos and stopped.tokens == free.tokens[:free.tokens.index(free.tokens[3])]
 
 
-def test_top_k_one_is_greedy_and_top_p_restricts(tiny):
+def test_top_k_one_is_greedy_and_top_p_restricts(tiny, engine):
   model, tok = tiny
-  greedy = InferenceEngine(model, tok).generate(PROMPTS, 10)
+  greedy = engine.generate(PROMPTS, 10)
   top1 = InferenceEngine(model, tok, sampling={"top_k": 1}).generate(PROMPTS, 10, temperature=1.5, seed=4)
   assert [r.tokens for r in top1] == [r.tokens for r in greedy]
   tiny_nucleus = InferenceEngine(model, tok, sampling={"top_p": 1e-6}).generate(PROMPTS, 10, temperature=1.0)

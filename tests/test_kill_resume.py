@@ -6,8 +6,9 @@ run again after each kill; the society stage is killed from outside at a random 
 at named points (`sandbox_jax.kill_points`, `SANDBOX_JAX_TEST_KILL_AT`). After the last rerun
 every output (transcript, records, both trainings' metrics and exported weights, evaluation
 results, report files, stage summaries) equals the uninterrupted reference run's, bitwise, except
-wall times and the workdir's own path (the same machine, the same config, one process each). The
-processes share a persistent compilation cache: the reference compiles, the reruns load.
+wall times and the workdir's own path (the same machine, the same config, one process each); a
+finished stage is not rerun (the transcript is not rewritten after the society stage's DONE.json).
+The processes share a persistent compilation cache: the reference compiles, the reruns load.
 docs/robustness.md lists the kill points and what each leaves behind.
 """
 
@@ -26,6 +27,9 @@ import pytest
 from sandbox_jax.kill_points import KILL_AT_ENV
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+from configs.tiny import get_config  # noqa: E402
+
 STAGES = ("warmup", "society", "records", "train", "evaluate_start", "evaluate_trained")
 TIMING_KEYS = {"seconds", "time"}
 
@@ -137,6 +141,8 @@ def test_killed_in_every_stage_and_rerun_gives_the_uninterrupted_outputs(referen
   # records: records.jsonl and sandbox_v1.json written, DONE.json not
   _finish(run("stage.records.before_done"), root, workdir, expect_kill=True)
   assert _done(workdir) == {"warmup", "society"} and (workdir / "records" / "records.jsonl").is_file()
+  transcript = workdir / "society" / "transcript.jsonl"
+  transcript_written = (transcript.stat().st_mtime_ns, transcript.read_bytes())
 
   # train: step 5 of 6 done and in metrics.jsonl, its checkpoint not written (the last one is step 4)
   _finish(run("train.step#5"), root, workdir, expect_kill=True)
@@ -159,3 +165,12 @@ def test_killed_in_every_stage_and_rerun_gives_the_uninterrupted_outputs(referen
   assert resumed.keys() == uninterrupted.keys()
   assert [k for k in resumed if resumed[k] != uninterrupted[k]] == []
   assert len(resumed["train/metrics.jsonl"]) == 6 and resumed["train/DONE.json"]["final"]["loss"] > 0
+  assert (transcript.stat().st_mtime_ns, transcript.read_bytes()) == transcript_written   # the society not rerun
+  # the training ran every configured step of the record types present (all of them here)
+  present = resumed["records/DONE.json"]["by_type"]
+  stage_steps = get_config("runlocal").train.stage_steps
+  assert resumed["train/DONE.json"]["steps"] == sum(n for stage, n in stage_steps.items() if stage in present) == 6
+  assert {"aligned_mean_rating", "misaligned_mean_rating"} <= set(resumed["warmup/DONE.json"]["rating_separation_after"])
+  assert (workdir / "report" / "report.html").stat().st_size > 1000
+  table = (workdir / "report" / "comparison.md").read_text()
+  assert "| start |" in table and "| trained |" in table

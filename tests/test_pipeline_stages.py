@@ -1,6 +1,6 @@
-"""Pipeline stages on their own: warm-up data and measure, simulate from a config, records."""
+"""Pipeline stages on their own: warm-up data and measure, stage config checks. Simulate from the micro
+config and records: tests/test_society_compile.py (one compiled society round serves both)."""
 
-import json
 import sys
 from pathlib import Path
 
@@ -9,8 +9,7 @@ import pytest
 from sandbox_jax.data.seed_corpus import load_seed_corpus
 from sandbox_jax.inference import InferenceEngine
 from sandbox_jax.model import ByteTokenizer, create_model, model_config_from_dict
-from sandbox_jax.pipeline.records import build_records
-from sandbox_jax.pipeline.simulate import run_simulation, society_config
+from sandbox_jax.pipeline.simulate import society_config
 from sandbox_jax.pipeline.warmup import rating_separation, warmup_groups
 from sandbox_jax.protocol.templates import compact_templates, render
 
@@ -43,19 +42,6 @@ def test_rating_separation_reports_both_means():
   assert report["heldout_answers"] == 8
   assert 1 <= report["misaligned_mean_rating"] <= 7 and 1 <= report["aligned_mean_rating"] <= 7
   assert report["separation"] == pytest.approx(report["aligned_mean_rating"] - report["misaligned_mean_rating"])
-
-
-def test_simulate_and_records_from_the_micro_config(tmp_path):
-  config = get_config("runlocal")
-  model = create_model(model_config_from_dict(config.model), seed=0)
-  transcript = run_simulation(config.society, model, model, ByteTokenizer(), tmp_path / "society", 0, ("m", "m"))
-  rows = [json.loads(line) for line in transcript.read_text().splitlines()]
-  assert len(rows) == config.society.rounds * 4
-  summary = build_records(transcript, tmp_path / "records")
-  assert summary["rows"] == len(rows) and summary["records"] > 0
-  assert (tmp_path / "records" / "records.jsonl").is_file()
-  groups = json.loads((tmp_path / "records" / "sandbox_v1.json").read_text())
-  assert len(groups) == summary["groups"] and {"query", "responses", "scores"} <= set(groups[0])
 
 
 def test_unknown_society_key_names_it():
