@@ -294,7 +294,7 @@ def llama_import_error():
   try:
     import llama_cpp  # noqa: F401
   except Exception as e:  # noqa: BLE001 - any failure to import means the side is skipped, with why
-    return f"{type(e).__name__}: {e}"
+    return f"{type(e).__name__}: {e} (the 'bench' extra installs llama-cpp-python; it builds llama.cpp from source)"
   return None
 
 
