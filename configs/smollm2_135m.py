@@ -77,6 +77,6 @@ def get_config(arg: str | None = None):
     config.society.update(grid_size=2, rounds=1, answer_tokens=16, reason_tokens=8, memory_capacity=6,
                           memory_seed_count=3)
     config.train.update(groups_per_batch=2, stage_steps=dict(imitation=1, self_critic=1, realignment=1))
-    config.evaluate.update(max_new_tokens=16, adversarial=False)
+    config.evaluate.update(max_new_tokens=16, adversarial=[])
     config.observer.update(steps=2, groups_per_batch=2)
   return config

@@ -269,7 +269,7 @@ def test_protocol_errors():
     qwen.wrap("Q: {query}", system="Answer in {json}")
   with pytest.raises(ValueError, match="braces"):
     qwen.wrap("Q: {query}", system="use a { brace")
-  with pytest.raises(ValueError, match=r"config key protocol\.chat: 'on'"):
+  with pytest.raises(ValueError, match=r"config key society\.chat: 'on'"):
     chat.select_chat_format("on", QWEN2_STYLE)
   assert chat.select_chat_format("none", QWEN2_STYLE) is None
   assert chat.select_chat_format("auto", None) is None
