@@ -162,6 +162,14 @@ def port_agent(world: World, g: int, backend) -> dict:
 
 
 # -- (b) transformers -------------------------------------------------------------------------------
+def single_token_ids(encode, candidates, who: str) -> list[int]:
+  """The one token id of each rating candidate under `encode`; an error if a candidate is split."""
+  ids = [encode(c) for c in candidates]
+  if any(len(i) != 1 for i in ids):
+    raise ValueError(f"{who} splits a rating candidate: {candidates}")
+  return [i[0] for i in ids]
+
+
 class TorchBackend:
   """transformers on the GGUF, agent by agent: `generate` and one forward per rating."""
 
@@ -174,10 +182,7 @@ class TorchBackend:
     self.tok = tf.AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
     self.model = tf.AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name, dtype=dtype).eval()
     self.world, self.stop_ids = world, list(stop_ids)
-    self.candidates = [self._ids(c) for c in world.candidates]
-    if any(len(c) != 1 for c in self.candidates):
-      raise ValueError(f"transformers' tokenizer splits a rating candidate: {world.candidates}")
-    self.candidates = [c[0] for c in self.candidates]
+    self.candidates = single_token_ids(self._ids, world.candidates, "transformers' tokenizer")
     self.prefix = self._ids(world.reason_prefix)
 
   def _ids(self, text):
@@ -227,10 +232,7 @@ class LlamaBackend:
     self.llm = Llama(model_path=str(path), n_ctx=2048, n_threads=threads, n_threads_batch=threads, n_batch=512,
                      verbose=False)
     self.world = world
-    self.candidates = [self._ids(c) for c in world.candidates]
-    if any(len(c) != 1 for c in self.candidates):
-      raise ValueError(f"llama.cpp's tokenizer splits a rating candidate: {world.candidates}")
-    self.candidates = [c[0] for c in self.candidates]
+    self.candidates = single_token_ids(self._ids, world.candidates, "llama.cpp's tokenizer")
     self.prefix = self._ids(world.reason_prefix)
 
   def _ids(self, text):
